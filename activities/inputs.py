@@ -1,0 +1,53 @@
+"""Inputs and results of the activities: one dataclass each, shared with the workflow."""
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class BackfillRef:
+    backfill_id: int
+
+
+@dataclass(frozen=True)
+class PlanRunsInput:
+    backfill_id: int
+    first: date
+    last: date
+
+
+@dataclass(frozen=True)
+class CancelRecordInput:
+    backfill_id: int
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class FailRunInput:
+    backfill_id: int
+    data_date: date
+    message: str
+
+
+@dataclass(frozen=True)
+class TransferRunInput:
+    backfill_id: int
+    transfer_id: int
+    data_date: date
+
+
+class RunOutcome(StrEnum):
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # cancelled before it started, or ended by an earlier attempt
+
+
+@dataclass(frozen=True)
+class TransferRunResult:
+    outcome: RunOutcome
+    rows: int = 0
+
+
+PERMANENT_RUN_ERROR = "PermanentRunError"
+TRANSIENT_RUN_ERROR = "TransientRunError"

@@ -1,0 +1,76 @@
+"""Dependencies of the routes, as `Annotated` aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from api.errors import forbidden, unauthorized
+from config import Settings
+from persistence import accounts
+from persistence.accounts import Caller
+from persistence.db import Database
+from persistence.models import Scope
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def _temporal(request: Request) -> Client:
+    return await request.app.state.temporal.client()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DbDep = Annotated[Database, Depends(_db)]
+TemporalDep = Annotated[Client, Depends(_temporal)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`")
+
+
+def _caller(
+    db: DbDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    if credentials is None or not credentials.credentials:
+        raise unauthorized()
+    caller = accounts.authenticate(db=db, token=credentials.credentials)
+    if caller is None:
+        raise unauthorized("the token is unknown, expired or revoked")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+TeamId = Annotated[int, Path(ge=1, le=MAX_ID, description="The team's id")]
+TransferId = Annotated[int, Path(ge=1, le=MAX_ID, description="The transfer's id")]
+BackfillId = Annotated[int, Path(ge=1, le=MAX_ID, description="The backfill's id")]
+TransferRunId = Annotated[int, Path(ge=1, le=MAX_ID, description="The transfer run's id")]
+
+
+def _authorize(caller: Caller, team_id: int, scope: Scope, permission: str) -> Caller:
+    if scope not in caller.scopes:
+        raise forbidden(f"the token lacks the scope {scope}")
+    if not caller.has_permission(team_id, permission):
+        raise forbidden(f"the caller lacks the permission {permission} in team {team_id}")
+    return caller
+
+
+def _read_access(team_id: TeamId, caller: CallerDep) -> Caller:
+    return _authorize(caller, team_id, Scope.READ, accounts.VIEW)
+
+
+def _write_access(team_id: TeamId, caller: CallerDep) -> Caller:
+    return _authorize(caller, team_id, Scope.WRITE, accounts.EDIT)
+
+
+ReadAccess = Annotated[Caller, Depends(_read_access)]
+WriteAccess = Annotated[Caller, Depends(_write_access)]

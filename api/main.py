@@ -1,0 +1,46 @@
+"""The REST API: wiring only. `uvicorn api.main:app`, or `backfills api`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.request_context import RequestContextMiddleware
+from api.routers import backfills, health, runs, transfers
+from api.temporal import TemporalConnection
+from config import Settings, get_settings
+from persistence.db import Database
+
+log = logging.getLogger("backfills.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.db = Database(settings.resolved_database_url)
+        app.state.temporal = TemporalConnection(settings)
+        if not await app.state.temporal.is_reachable():
+            log.warning("Temporal is not reachable yet; backfill writes answer 503 until it is")
+        yield
+
+    app = FastAPI(
+        title="Backfill service",
+        version="1.0.0",
+        description="Backfills of data-warehouse transfers, run on Temporal.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (backfills.router, runs.router, transfers.router):
+        app.include_router(router, prefix="/v1")
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

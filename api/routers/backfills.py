@@ -1,0 +1,159 @@
+"""Backfills: create, read, list the incomplete ones, cancel."""
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import (
+    BackfillId,
+    DbDep,
+    ReadAccess,
+    SettingsDep,
+    TeamId,
+    TemporalDep,
+    TransferId,
+    WriteAccess,
+)
+from api.envelope import Envelope, error_responses, ok
+from api.errors import service_unavailable, unprocessable
+from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
+from config import Settings
+from persistence import backfills, transfers
+from persistence.db import Database
+from persistence.models import Backfill
+from workflows.client import signal_cancel, start_backfill
+
+log = logging.getLogger("backfills.api")
+router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
+
+
+@router.post(
+    "/transfers/{transfer_id}/backfills",
+    operation_id="createBackfill",
+    summary="Create a backfill",
+    description="Re-process every date of the range, one transfer run per date. Answers at "
+    "once with the CREATED backfill; processing is asynchronous.",
+    responses=error_responses(400, 401, 403, 404, 422, 503),
+)
+async def create_backfill(
+    team_id: TeamId,
+    transfer_id: TransferId,
+    body: CreateBackfillRequest,
+    caller: WriteAccess,
+    db: DbDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Envelope[BackfillOut]:
+    _check_range(body, settings)
+    transfer = await run_in_threadpool(
+        transfers.get_transfer, db=db, team_id=team_id, transfer_id=transfer_id
+    )
+    backfill = await run_in_threadpool(
+        backfills.create_backfill,
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer_id,
+        user_id=caller.user_id,
+        range_start=body.range_start,
+        range_end=body.range_end,
+    )
+    try:
+        await start_backfill(temporal, settings, backfill, transfer)
+    except Exception as exc:
+        log.warning("could not start the workflow of backfill %s: %s", backfill.id, exc)
+        assert backfill.id is not None
+        await run_in_threadpool(
+            backfills.discard_unstarted_backfill, db=db, backfill_id=backfill.id
+        )
+        raise service_unavailable("Temporal") from None
+    return ok(BackfillOut.of(backfill, []))
+
+
+@router.get(
+    "/backfills",
+    operation_id="listIncompleteBackfills",
+    summary="List the team's incomplete backfills",
+    description="Backfills in CREATED, SCHEDULED, RUNNING or FAILED, newest first.",
+    responses=error_responses(400, 401, 403, 503),
+)
+def list_incomplete_backfills(
+    team_id: TeamId, _: ReadAccess, db: DbDep
+) -> Envelope[list[BackfillOut]]:
+    found = backfills.list_incomplete_backfills(db=db, team_id=team_id)
+    return ok(_with_reports(db, found))
+
+
+@router.get(
+    "/backfills/{backfill_id}",
+    operation_id="getBackfill",
+    summary="Get one backfill with its live progress",
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+def get_backfill(
+    team_id: TeamId, backfill_id: BackfillId, _: ReadAccess, db: DbDep
+) -> Envelope[BackfillOut]:
+    backfill = backfills.get_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
+    return ok(_with_reports(db, [backfill])[0])
+
+
+@router.get(
+    "/transfers/{transfer_id}/backfills/latest",
+    operation_id="getLatestBackfill",
+    summary="Get the transfer's most recently created backfill, in any status",
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+def get_latest_backfill(
+    team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
+) -> Envelope[BackfillOut]:
+    backfill = backfills.latest_backfill(db=db, team_id=team_id, transfer_id=transfer_id)
+    return ok(_with_reports(db, [backfill])[0])
+
+
+@router.patch(
+    "/backfills/{backfill_id}",
+    operation_id="cancelBackfill",
+    summary="Cancel a backfill",
+    description="Stops starting runs at once; runs already running finish and still count. "
+    "422 on a COMPLETED or CANCELLED backfill.",
+    responses=error_responses(400, 401, 403, 404, 422, 503),
+)
+async def cancel_backfill(
+    team_id: TeamId,
+    backfill_id: BackfillId,
+    body: UpdateBackfillRequest,
+    caller: WriteAccess,
+    db: DbDep,
+    temporal: TemporalDep,
+) -> Envelope[BackfillOut]:
+    await run_in_threadpool(backfills.get_backfill, db=db, team_id=team_id, backfill_id=backfill_id)
+    cancelled = await run_in_threadpool(
+        backfills.cancel_backfill, db=db, backfill_id=backfill_id, user_id=caller.user_id
+    )
+    try:
+        await signal_cancel(temporal, backfill_id, caller.user_id)
+    except Exception as exc:
+        # The record is cancelled and no run can start any more; the workflow only learns
+        # of it later, when it finds its remaining runs cancelled.
+        log.warning("could not signal the cancel of backfill %s: %s", backfill_id, exc)
+    report = await run_in_threadpool(_with_reports, db, [cancelled])
+    return ok(report[0])
+
+
+def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
+    if body.range_end < body.range_start:
+        raise unprocessable("range_end is before range_start")
+    today = datetime.now(UTC).date()
+    if body.range_end > today:
+        raise unprocessable(f"the range reaches into the future (today is {today} UTC)")
+    days = (body.range_end - body.range_start).days + 1
+    if days > settings.max_range_days:
+        raise unprocessable(
+            f"the range covers {days} days; at most {settings.max_range_days} are allowed"
+        )
+
+
+def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
+    reports = backfills.error_reports(db=db, backfill_ids=[b.id for b in found if b.id])
+    return [BackfillOut.of(b, reports.get(b.id or 0, [])) for b in found]

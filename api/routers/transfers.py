@@ -1,0 +1,81 @@
+"""Transfers: the service's own schema of what a backfill moves."""
+
+from fastapi import APIRouter
+
+from api.deps import DbDep, ReadAccess, SettingsDep, TeamId, TransferId, WriteAccess
+from api.envelope import Envelope, error_responses, ok
+from api.errors import unprocessable
+from api.schemas.transfers import CreateTransferRequest, TransferOut
+from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
+from persistence import transfers
+
+router = APIRouter(prefix="/teams/{team_id}/transfers", tags=["transfers"])
+
+
+@router.post(
+    "",
+    operation_id="createTransfer",
+    summary="Create a transfer",
+    responses=error_responses(400, 401, 403, 422, 503),
+)
+def create_transfer(
+    team_id: TeamId,
+    body: CreateTransferRequest,
+    caller: WriteAccess,
+    db: DbDep,
+    settings: SettingsDep,
+) -> Envelope[TransferOut]:
+    try:
+        source = parse_source(body.source)
+        destination = parse_destination(body.destination)
+    except InvalidConnectorSpec as exc:
+        raise unprocessable("the transfer configuration is invalid", str(exc)) from None
+    transfer = transfers.create_transfer(
+        db=db,
+        team_id=team_id,
+        user_id=caller.user_id,
+        display_name=body.display_name,
+        source=source.model_dump(mode="json", exclude_unset=False),
+        destination=destination.model_dump(mode="json"),
+        max_concurrent_runs=body.max_concurrent_runs or settings.default_max_concurrent_runs,
+    )
+    return ok(TransferOut.of(transfer))
+
+
+@router.get(
+    "",
+    operation_id="listTransfers",
+    summary="List the team's transfers",
+    responses=error_responses(400, 401, 403, 503),
+)
+def list_transfers(team_id: TeamId, _: ReadAccess, db: DbDep) -> Envelope[list[TransferOut]]:
+    return ok([TransferOut.of(t) for t in transfers.list_transfers(db=db, team_id=team_id)])
+
+
+@router.get(
+    "/{transfer_id}",
+    operation_id="getTransfer",
+    summary="Get one transfer",
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+def get_transfer(
+    team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
+) -> Envelope[TransferOut]:
+    return ok(
+        TransferOut.of(transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id))
+    )
+
+
+@router.delete(
+    "/{transfer_id}",
+    operation_id="deleteTransfer",
+    summary="Delete a transfer",
+    description="Its backfills and runs stay on record. 422 while it has an incomplete backfill.",
+    responses=error_responses(400, 401, 403, 404, 422, 503),
+)
+def delete_transfer(
+    team_id: TeamId, transfer_id: TransferId, _: WriteAccess, db: DbDep
+) -> Envelope[TransferOut]:
+    transfer = transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    return ok(TransferOut.of(transfer))

@@ -1,0 +1,76 @@
+"""Request and response shapes of the backfill endpoints."""
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import IsoDate, UtcTimestamp
+from persistence.backfills import RunError
+from persistence.models import Backfill, BackfillStatus
+
+
+class CreateBackfillRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"range_start": "2024-01-01", "range_end": "2024-01-31"}]},
+    )
+
+    range_start: IsoDate = Field(description="First data_date, inclusive (YYYY-MM-DD).")
+    range_end: IsoDate = Field(description="Last data_date, inclusive (YYYY-MM-DD).")
+
+
+class UpdateBackfillRequest(BaseModel):
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"examples": [{"status": "CANCELLED"}]}
+    )
+
+    status: Literal["CANCELLED"] = Field(description="The only accepted value: CANCELLED.")
+
+
+class BackfillRunErrorOut(BaseModel):
+    transfer_run_date: date
+    error: str
+
+
+class BackfillOut(BaseModel):
+    transfer_backfill_id: int
+    transfer_id: int
+    range_start_date: date
+    range_end_date: date
+    created_time: UtcTimestamp
+    created_user_id: int
+    removed_time: UtcTimestamp | None
+    removed_user_id: int | None
+    start_time: UtcTimestamp | None
+    end_time: UtcTimestamp | None
+    status: BackfillStatus
+    transfer_runs_total: int
+    transfer_runs_created: int
+    transfer_runs_completed: int
+    transfer_runs_failed: int
+    error_report: list[BackfillRunErrorOut]
+
+    @classmethod
+    def of(cls, backfill: Backfill, errors: list[RunError]) -> "BackfillOut":
+        assert backfill.id is not None
+        return cls(
+            transfer_backfill_id=backfill.id,
+            transfer_id=backfill.transfer_id,
+            range_start_date=backfill.range_start_date,
+            range_end_date=backfill.range_end_date,
+            created_time=backfill.created_time,
+            created_user_id=backfill.created_user_id,
+            removed_time=backfill.removed_time,
+            removed_user_id=backfill.removed_user_id,
+            start_time=backfill.start_time,
+            end_time=backfill.end_time,
+            status=BackfillStatus(backfill.status),
+            transfer_runs_total=backfill.transfer_runs_total,
+            transfer_runs_created=backfill.transfer_runs_created,
+            transfer_runs_completed=backfill.transfer_runs_completed,
+            transfer_runs_failed=backfill.transfer_runs_failed,
+            error_report=[
+                BackfillRunErrorOut(transfer_run_date=e.transfer_run_date, error=e.error)
+                for e in errors
+            ],
+        )

@@ -1,0 +1,26 @@
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+
+def _utc_z(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UtcTimestamp = Annotated[
+    datetime, PlainSerializer(_utc_z, return_type=str, when_used="json-unless-none")
+]
+
+
+def _iso_date(value: object) -> object:
+    """Only a `YYYY-MM-DD` string is a date here: not a number, not a date-time."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]

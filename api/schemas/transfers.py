@@ -1,0 +1,55 @@
+"""Request and response shapes of the transfer endpoints (the service's own schema)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import UtcTimestamp
+from persistence.models import Transfer
+
+
+class CreateTransferRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "display_name": "Ads daily",
+                    "source": {"type": "demo", "rows_per_day": 24},
+                    "destination": {"type": "sqlite"},
+                    "max_concurrent_runs": 4,
+                }
+            ]
+        }
+    )
+
+    display_name: str = Field(min_length=1, max_length=200)
+    source: dict[str, Any] = Field(description='`{"type": ..., ...options}`')
+    destination: dict[str, Any] = Field(description='`{"type": ..., ...options}`')
+    max_concurrent_runs: int | None = Field(
+        default=None, ge=1, le=500, description="Runs of one backfill processed at once."
+    )
+
+
+class TransferOut(BaseModel):
+    transfer_id: int
+    team_id: int
+    display_name: str
+    source: dict[str, Any]
+    destination: dict[str, Any]
+    max_concurrent_runs: int
+    created_time: UtcTimestamp
+    created_user_id: int
+
+    @classmethod
+    def of(cls, transfer: Transfer) -> "TransferOut":
+        assert transfer.id is not None
+        return cls(
+            transfer_id=transfer.id,
+            team_id=transfer.team_id,
+            display_name=transfer.display_name,
+            source=transfer.source,
+            destination=transfer.destination,
+            max_concurrent_runs=transfer.max_concurrent_runs,
+            created_time=transfer.created_time,
+            created_user_id=transfer.created_user_id,
+        )

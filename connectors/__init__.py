@@ -1,0 +1,1 @@
+"""Sources and destinations of transfer runs, behind one small interface (`connectors.base`)."""

@@ -1,0 +1,65 @@
+"""The connector interface and the registry of connector types.
+
+A source extracts the records of one `data_date`; a destination replaces that date's
+partition with them. Adding a connector is one module that registers its options model here.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+Record = dict[str, Any]
+Heartbeat = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class QueryDetail:
+    status: str
+    rows: int
+    duration: float
+    error_description: str | None = None
+
+
+@dataclass
+class Extract:
+    records: list[Record] = field(default_factory=list)
+    query_details: list[QueryDetail] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a connector may know of where it runs."""
+
+    data_dir: Path
+    transfer_id: int
+    heartbeat: Heartbeat
+
+
+class Source(Protocol):
+    def extract(self, data_date: date, context: RunContext) -> Extract: ...
+
+
+class Destination(Protocol):
+    def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
+        """Replace `data_date`'s rows with `records` in one transaction; returns rows written."""
+        ...
+
+
+class ConnectorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+
+class SourceOptions(ConnectorOptions):
+    def build(self) -> Source:
+        raise NotImplementedError
+
+
+class DestinationOptions(ConnectorOptions):
+    def build(self) -> Destination:
+        raise NotImplementedError

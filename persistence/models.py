@@ -1,0 +1,164 @@
+"""Table models. Never returned by the API as they are: `api/schemas` holds the response shapes."""
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    FINANCE = "finance"
+
+
+class Scope(StrEnum):
+    READ = "dwh_transfers_read"
+    WRITE = "dwh_transfers_write"
+
+
+class BackfillStatus(StrEnum):
+    CREATED = "CREATED"
+    SCHEDULED = "SCHEDULED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+INCOMPLETE_BACKFILL_STATUSES = (
+    BackfillStatus.CREATED,
+    BackfillStatus.SCHEDULED,
+    BackfillStatus.RUNNING,
+    BackfillStatus.FAILED,
+)
+
+
+class RunStatus(StrEnum):
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+NOT_STARTED_RUN_STATUSES = (RunStatus.CREATED, RunStatus.QUEUED)
+
+
+class RunType(StrEnum):
+    BACKFILL = "Backfill"
+    RECURRING = "Recurring"
+
+
+def _utc_column(*, nullable: bool = True) -> Any:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "teams"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True)
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "memberships"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    team_id: int = Field(foreign_key="teams.id", primary_key=True)
+    role: str
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(unique=True, index=True)
+    scopes: str = Field(description="Space-separated scope names.")
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    expires_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    revoked_time: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class Transfer(SQLModel, table=True):
+    __tablename__ = "transfers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id", index=True)
+    display_name: str
+    source: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    destination: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    max_concurrent_runs: int
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_user_id: int
+    removed_time: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class Backfill(SQLModel, table=True):
+    __tablename__ = "backfills"
+    __table_args__ = (
+        Index("ix_backfills_transfer_status", "transfer_id", "status"),
+        Index("ix_backfills_team_status", "team_id", "status"),
+        {"sqlite_autoincrement": True},  # a backfill id, and so its workflow id, is never reused
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id")
+    transfer_id: int = Field(foreign_key="transfers.id")
+    range_start_date: date
+    range_end_date: date
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_user_id: int
+    removed_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    removed_user_id: int | None = None
+    start_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    end_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    status: str = Field(default=BackfillStatus.CREATED)
+    transfer_runs_total: int
+    transfer_runs_created: int = 0
+    transfer_runs_completed: int = 0
+    transfer_runs_failed: int = 0
+    transfer_runs_cancelled: int = 0
+
+
+class TransferRun(SQLModel, table=True):
+    __tablename__ = "transfer_runs"
+    __table_args__ = (
+        UniqueConstraint("backfill_id", "data_date", name="uq_transfer_runs_backfill_date"),
+        Index("ix_transfer_runs_transfer_date", "transfer_id", "data_date"),
+        Index("ix_transfer_runs_backfill_status", "backfill_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id")
+    transfer_id: int = Field(foreign_key="transfers.id")
+    backfill_id: int | None = Field(default=None, foreign_key="backfills.id")
+    type: str = Field(default=RunType.BACKFILL)
+    data_date: date
+    status: str = Field(default=RunStatus.CREATED)
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    queued_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    started_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    ended_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    total_rows: int = 0
+    message: str = ""
+    external_id: str = ""
+    attempts: int = 0
+    query_details: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )

@@ -1,0 +1,237 @@
+"""Transfer runs: planning, the guarded RUNNING/COMPLETED/FAILED transitions, and reads.
+
+Each transition updates the run and its backfill's counters in one transaction, and only if
+the run was in the expected state: a retried activity can never count a run twice.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col, select
+
+from persistence.backfills import add_run_counts
+from persistence.clock import utcnow
+from persistence.db import Database
+from persistence.errors import NotFoundError
+from persistence.models import (
+    NOT_STARTED_RUN_STATUSES,
+    Backfill,
+    BackfillStatus,
+    RunStatus,
+    RunType,
+    TransferRun,
+)
+
+
+class RunSortField(StrEnum):
+    CREATED_TIME = "created_time"
+    ENDED_TIME = "ended_time"
+    DATA_DATE = "data_date"
+
+
+class SortDirection(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: int
+    transfer_id: int
+    attempt: int
+
+
+def plan_runs(*, db: Database, backfill_id: int, first: date, last: date) -> int:
+    """Create the run rows for `first..last` that do not exist yet; returns how many it made.
+
+    Rows planned after the backfill was cancelled are created CANCELLED, so every date of a
+    backfill ends with exactly one run record whatever the timing.
+    """
+    now = utcnow()
+    with db.write() as session:
+        backfill = session.get(Backfill, backfill_id, with_for_update=True)
+        if backfill is None:
+            raise NotFoundError(f"backfill {backfill_id} not found")
+        existing = set(
+            session.exec(
+                select(col(TransferRun.data_date)).where(
+                    TransferRun.backfill_id == backfill_id,
+                    TransferRun.data_date >= first,
+                    TransferRun.data_date <= last,
+                )
+            )
+        )
+        cancelled = backfill.status == BackfillStatus.CANCELLED
+        status = RunStatus.CANCELLED if cancelled else RunStatus.CREATED
+        new_dates = [d for d in _dates(first, last) if d not in existing]
+        session.add_all(
+            TransferRun(
+                team_id=backfill.team_id,
+                transfer_id=backfill.transfer_id,
+                backfill_id=backfill_id,
+                type=RunType.BACKFILL,
+                data_date=d,
+                status=status,
+                created_time=now,
+                ended_time=now if cancelled else None,
+                message="cancelled" if cancelled else "",
+            )
+            for d in new_dates
+        )
+        add_run_counts(
+            session,
+            backfill_id,
+            created=len(new_dates),
+            cancelled=len(new_dates) if cancelled else 0,
+        )
+        return len(new_dates)
+
+
+def begin_run(
+    *,
+    db: Database,
+    backfill_id: int,
+    data_date: date,
+    queued_time: datetime,
+    attempt: int,
+    external_id: str,
+) -> StartedRun | None:
+    """Mark the run RUNNING; None when it must not run (cancelled, or already ended)."""
+    now = utcnow()
+    with db.write() as session:
+        run = _run_of(session, backfill_id, data_date, lock=True)
+        if run.status in NOT_STARTED_RUN_STATUSES:
+            run.queued_time = queued_time
+            run.started_time = now
+            run.status = RunStatus.RUNNING
+            session.execute(
+                update(Backfill)
+                .where(
+                    col(Backfill.id) == backfill_id,
+                    col(Backfill.status).in_((BackfillStatus.CREATED, BackfillStatus.SCHEDULED)),
+                )
+                .values(status=BackfillStatus.RUNNING, start_time=now)
+            )
+        elif run.status != RunStatus.RUNNING:
+            return None
+        run.attempts = attempt
+        run.external_id = external_id
+        assert run.id is not None
+        return StartedRun(run_id=run.id, transfer_id=run.transfer_id, attempt=attempt)
+
+
+def complete_run(
+    *, db: Database, run_id: int, total_rows: int, query_details: list[dict[str, Any]]
+) -> bool:
+    """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING."""
+    return _end_run(
+        run_id=run_id,
+        db=db,
+        status=RunStatus.COMPLETED,
+        allowed=(RunStatus.RUNNING,),
+        total_rows=total_rows,
+        query_details=query_details,
+        message="",
+    )
+
+
+def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
+    """Any unfinished state -> FAILED, counted once; False if the run had already ended."""
+    with db.read() as session:
+        run = _run_of(session, backfill_id, data_date)
+    assert run.id is not None
+    return _end_run(
+        db=db,
+        run_id=run.id,
+        status=RunStatus.FAILED,
+        allowed=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
+        message=message,
+    )
+
+
+def record_attempt_error(*, db: Database, run_id: int, message: str) -> None:
+    """Note why an attempt failed while the run is retried, so callers can see it meanwhile."""
+    with db.write() as session:
+        session.execute(
+            update(TransferRun)
+            .where(col(TransferRun.id) == run_id, col(TransferRun.status) == RunStatus.RUNNING)
+            .values(message=message)
+        )
+
+
+def get_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:
+    with db.read() as session:
+        run = session.get(TransferRun, run_id)
+    if run is None or run.team_id != team_id:
+        raise NotFoundError("transfer run not found")
+    return run
+
+
+def list_runs(
+    *,
+    db: Database,
+    team_id: int,
+    transfer_id: int,
+    start_date: date,
+    end_date: date,
+    issues_only: bool,
+    sort_field: RunSortField,
+    sort_direction: SortDirection,
+    limit: int,
+    offset: int,
+) -> list[TransferRun]:
+    sort_column = col(getattr(TransferRun, sort_field.value))
+    order = sort_column.asc() if sort_direction == SortDirection.ASC else sort_column.desc()
+    query = select(TransferRun).where(
+        TransferRun.team_id == team_id,
+        TransferRun.transfer_id == transfer_id,
+        TransferRun.data_date >= start_date,
+        TransferRun.data_date <= end_date,
+    )
+    if issues_only:
+        query = query.where(TransferRun.status == RunStatus.FAILED)
+    query = query.order_by(order, col(TransferRun.id).desc()).offset(offset).limit(limit)
+    with db.read() as session:
+        return list(session.exec(query))
+
+
+def _end_run(
+    *,
+    db: Database,
+    run_id: int,
+    status: RunStatus,
+    allowed: tuple[RunStatus, ...],
+    **values: Any,
+) -> bool:
+    with db.write() as session:
+        result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+            update(TransferRun)
+            .where(col(TransferRun.id) == run_id, col(TransferRun.status).in_(allowed))
+            .values(status=status, ended_time=utcnow(), **values)
+        )
+        if result.rowcount != 1:
+            return False
+        run = session.get(TransferRun, run_id)
+        assert run is not None and run.backfill_id is not None
+        done = status == RunStatus.COMPLETED
+        add_run_counts(session, run.backfill_id, completed=int(done), failed=int(not done))
+        return True
+
+
+def _run_of(
+    session: Session, backfill_id: int, data_date: date, *, lock: bool = False
+) -> TransferRun:
+    query = select(TransferRun).where(
+        TransferRun.backfill_id == backfill_id, TransferRun.data_date == data_date
+    )
+    run = session.exec(query.with_for_update() if lock else query).first()
+    if run is None:
+        raise NotFoundError(f"no run of backfill {backfill_id} for {data_date}")
+    return run
+
+
+def _dates(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,0 +1,85 @@
+"""Transfers: what a backfill moves, from where to where."""
+
+from typing import Any
+
+from sqlmodel import col, select
+
+from persistence.clock import utcnow
+from persistence.db import Database
+from persistence.errors import InvalidStateError, NotFoundError
+from persistence.models import INCOMPLETE_BACKFILL_STATUSES, Backfill, Transfer
+
+
+def create_transfer(
+    *,
+    db: Database,
+    team_id: int,
+    user_id: int,
+    display_name: str,
+    source: dict[str, Any],
+    destination: dict[str, Any],
+    max_concurrent_runs: int,
+) -> Transfer:
+    with db.write() as session:
+        transfer = Transfer(
+            team_id=team_id,
+            display_name=display_name,
+            source=source,
+            destination=destination,
+            max_concurrent_runs=max_concurrent_runs,
+            created_time=utcnow(),
+            created_user_id=user_id,
+        )
+        session.add(transfer)
+        session.flush()
+        return transfer
+
+
+def get_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
+    """The team's transfer; NotFoundError when it is missing, removed or another team's."""
+    with db.read() as session:
+        transfer = session.get(Transfer, transfer_id)
+    if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
+        raise NotFoundError("transfer not found")
+    return transfer
+
+
+def get_transfer_for_run(*, db: Database, transfer_id: int) -> Transfer:
+    """A transfer as a run needs it, removed or not (its backfill may still be finishing)."""
+    with db.read() as session:
+        transfer = session.get(Transfer, transfer_id)
+    if transfer is None:
+        raise NotFoundError(f"transfer {transfer_id} not found")
+    return transfer
+
+
+def list_transfers(*, db: Database, team_id: int) -> list[Transfer]:
+    with db.read() as session:
+        query = (
+            select(Transfer)
+            .where(Transfer.team_id == team_id, col(Transfer.removed_time).is_(None))
+            .order_by(col(Transfer.id))
+        )
+        return list(session.exec(query))
+
+
+def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> None:
+    """Remove a transfer from view; its backfills and runs stay on record.
+
+    Refused while the transfer has an incomplete backfill: cancel that first.
+    """
+    with db.write() as session:
+        transfer = session.get(Transfer, transfer_id, with_for_update=True)
+        if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
+            raise NotFoundError("transfer not found")
+        active = session.exec(
+            select(Backfill.id).where(
+                Backfill.transfer_id == transfer_id,
+                col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
+            )
+        ).first()
+        if active is not None:
+            raise InvalidStateError(
+                f"transfer has an incomplete backfill ({active}); cancel it before deleting"
+            )
+        transfer.removed_time = utcnow()

@@ -1,0 +1,256 @@
+"""The backfill workflow: plan one run per date, run them under a concurrency cap, close.
+
+It orchestrates only: every database or connector call is an activity. Cancellation (the
+`cancel` signal, or a cancellation request from the Temporal UI) stops new runs at once,
+records the cancel, and waits for the runs in flight, whose outcome still counts. Long
+ranges continue as new every `runs_per_workflow_run` runs to keep each history small.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.inputs import (
+        PERMANENT_RUN_ERROR,
+        BackfillRef,
+        CancelRecordInput,
+        FailRunInput,
+        PlanRunsInput,
+        RunOutcome,
+        TransferRunInput,
+    )
+    from activities.records import RecordActivities
+    from activities.transfer_run import TransferRunActivities
+    from workflows import search_attributes
+    from workflows.inputs import BackfillInput, BackfillResult, CancelRequest, Progress
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+PLAN_BATCH_DAYS = 1000
+HISTORY_SOFT_LIMIT = 6000  # events; Temporal warns at 10,240, and in-flight runs still add some
+RECORD_TIMEOUT = timedelta(minutes=2)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+@workflow.defn(name="Backfill")
+class BackfillWorkflow:
+    def __init__(self) -> None:
+        self._progress = Progress()
+        self._cancel: CancelRequest | None = None
+        self._cancel_recorded = False
+        self._runs: set[asyncio.Task[None]] = set()
+
+    @workflow.signal(name="cancel")
+    def cancel(self, request: CancelRequest) -> None:
+        if self._cancel is None:
+            self._cancel = request
+            self._progress.cancel_requested = True
+
+    @workflow.query(name="progress")
+    def progress(self) -> Progress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, input: BackfillInput) -> BackfillResult:
+        if input.carried is not None:
+            self._progress = input.carried
+        else:
+            self._progress.total = (input.range_end - input.range_start).days + 1
+            self._progress.next_date = input.range_start
+        try:
+            if input.carried is None:
+                await self._plan_runs(input)
+                await self._record(RecordActivities.mark_scheduled, BackfillRef(input.backfill_id))
+                self._set_status("SCHEDULED")
+            await self._dispatch(input)
+        except asyncio.CancelledError:
+            self.cancel(CancelRequest(user_id=None))
+        if self._cancel is not None:
+            return await self._close_cancelled(input)
+        if self._progress.next_date is not None:
+            workflow.continue_as_new(self._carried_input(input))
+        return await self._finish(input)
+
+    async def _plan_runs(self, input: BackfillInput) -> None:
+        """Create the run rows in batches; safe to repeat, rows that exist are kept."""
+        self._progress.planned = 0
+        first = input.range_start
+        while first <= input.range_end:
+            last = min(first + timedelta(days=PLAN_BATCH_DAYS - 1), input.range_end)
+            await self._record(
+                RecordActivities.plan_runs, PlanRunsInput(input.backfill_id, first, last)
+            )
+            self._progress.planned += (last - first).days + 1
+            first = last + timedelta(days=1)
+
+    async def _dispatch(self, input: BackfillInput) -> None:
+        """Start runs from `next_date` until the range, the cancel or this run's budget ends."""
+        cap = input.max_concurrent_runs
+        started = 0
+        try:
+            while self._progress.next_date is not None and self._cancel is None:
+                if started >= input.runs_per_workflow_run or self._history_is_long():
+                    break
+                await workflow.wait_condition(
+                    lambda: self._progress.in_flight < cap or self._cancel is not None
+                )
+                if self._cancel is not None:
+                    break
+                self._start_run(input, self._progress.next_date)
+                started += 1
+                following = self._progress.next_date + timedelta(days=1)
+                self._progress.next_date = following if following <= input.range_end else None
+        except asyncio.CancelledError:
+            self.cancel(CancelRequest(user_id=None))
+        await self._drain(input)
+
+    async def _drain(self, input: BackfillInput) -> None:
+        """Wait for the runs in flight; record a cancel as soon as one is asked for."""
+        while True:
+            try:
+                if self._cancel is not None and not self._cancel_recorded:
+                    await self._record_cancel(input)
+                await workflow.wait_condition(
+                    lambda: (
+                        self._progress.in_flight == 0
+                        or (self._cancel is not None and not self._cancel_recorded)
+                    )
+                )
+                if self._progress.in_flight == 0 and (
+                    self._cancel is None or self._cancel_recorded
+                ):
+                    return
+            except asyncio.CancelledError:
+                self.cancel(CancelRequest(user_id=None))
+
+    def _start_run(self, input: BackfillInput, data_date: date) -> None:
+        if self._progress.status == "SCHEDULED":
+            self._set_status("RUNNING")
+        self._progress.in_flight += 1
+        task = asyncio.create_task(self._run_one(input, data_date))
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    async def _run_one(self, input: BackfillInput, data_date: date) -> None:
+        policy = input.run_policy
+        try:
+            result = await workflow.execute_activity_method(
+                TransferRunActivities.run_transfer,
+                TransferRunInput(input.backfill_id, input.transfer_id, data_date),
+                start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=policy.initial_retry_seconds),
+                    maximum_interval=timedelta(seconds=policy.max_retry_seconds),
+                    maximum_attempts=policy.max_attempts,
+                    non_retryable_error_types=[PERMANENT_RUN_ERROR],
+                ),
+                summary=f"data_date {data_date.isoformat()}",
+            )
+            outcome = result.outcome
+        except ActivityError as err:
+            await self._record(
+                RecordActivities.fail_run,
+                FailRunInput(
+                    input.backfill_id, data_date, describe_failure(err, policy.max_attempts)
+                ),
+            )
+            outcome = RunOutcome.FAILED
+        finally:
+            self._progress.in_flight -= 1
+        self._count(outcome)
+
+    def _count(self, outcome: RunOutcome) -> None:
+        if outcome == RunOutcome.COMPLETED:
+            self._progress.completed += 1
+        elif outcome == RunOutcome.FAILED:
+            self._progress.failed += 1
+        else:
+            self._progress.skipped += 1
+
+    async def _record_cancel(self, input: BackfillInput) -> None:
+        assert self._cancel is not None
+        await self._record(
+            RecordActivities.record_cancel,
+            CancelRecordInput(input.backfill_id, self._cancel.user_id),
+        )
+        self._cancel_recorded = True
+        self._set_status("CANCELLED")
+
+    async def _close_cancelled(self, input: BackfillInput) -> BackfillResult:
+        """Dates not yet planned when the cancel came get CANCELLED runs, then it is done."""
+        await self._drain(input)
+        if self._progress.planned < self._progress.total:
+            await self._plan_runs(input)
+        return self._result()
+        return self._result()
+
+    async def _finish(self, input: BackfillInput) -> BackfillResult:
+        status = await self._record(
+            RecordActivities.finish_backfill, BackfillRef(input.backfill_id)
+        )
+        self._set_status(status)
+        return self._result()
+
+    async def _record(self, activity: Callable[[Any, ArgT], ResultT], arg: ArgT) -> ResultT:
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY
+        )
+
+    def _set_status(self, status: str) -> None:
+        if status == self._progress.status:
+            return
+        self._progress.status = status
+        workflow.upsert_search_attributes([search_attributes.BACKFILL_STATUS.value_set(status)])
+        workflow.set_current_details(
+            f"{status}: {self._progress.completed} completed, {self._progress.failed} failed"
+            f" of {self._progress.total}"
+        )
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return info.get_current_history_length() > HISTORY_SOFT_LIMIT or (
+            info.is_continue_as_new_suggested()
+        )
+
+    def _carried_input(self, input: BackfillInput) -> BackfillInput:
+        return BackfillInput(
+            backfill_id=input.backfill_id,
+            team_id=input.team_id,
+            transfer_id=input.transfer_id,
+            range_start=input.range_start,
+            range_end=input.range_end,
+            max_concurrent_runs=input.max_concurrent_runs,
+            run_policy=input.run_policy,
+            runs_per_workflow_run=input.runs_per_workflow_run,
+            carried=self._progress,
+        )
+
+    def _result(self) -> BackfillResult:
+        return BackfillResult(
+            status=self._progress.status,
+            completed=self._progress.completed,
+            failed=self._progress.failed,
+            skipped=self._progress.skipped,
+        )
+
+
+def describe_failure(err: ActivityError, max_attempts: int) -> str:
+    """What a user should read about a run that failed after its retries."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        if cause.non_retryable or cause.type == PERMANENT_RUN_ERROR:
+            return cause.message
+        return f"{cause.message} (gave up after {max_attempts} attempts)"
+    if isinstance(cause, TimeoutError):
+        return f"the run timed out ({cause.type.name if cause.type else 'timeout'})"
+    return str(cause or err)

@@ -1,0 +1,58 @@
+"""The backfill workflow's input, messages and result: one dataclass each."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How one transfer run is retried and timed out."""
+
+    max_attempts: int = 5
+    initial_retry_seconds: float = 1.0
+    max_retry_seconds: float = 60.0
+    timeout_seconds: float = 3600.0
+    heartbeat_timeout_seconds: float = 30.0
+
+
+@dataclass
+class Progress:
+    """Counts as this workflow has seen them; the database record is the source of truth."""
+
+    total: int = 0
+    planned: int = 0
+    completed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    in_flight: int = 0
+    next_date: date | None = None
+    status: str = "CREATED"
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """The `cancel` signal: `user_id` is the API caller, or None for an operator."""
+
+    user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BackfillInput:
+    backfill_id: int
+    team_id: int
+    transfer_id: int
+    range_start: date
+    range_end: date
+    max_concurrent_runs: int = 4
+    run_policy: RunPolicy = field(default_factory=RunPolicy)
+    runs_per_workflow_run: int = 1000
+    carried: Progress | None = None  # set when continued as new
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    status: str
+    completed: int
+    failed: int
+    skipped: int

@@ -1,0 +1,10 @@
+"""The search attributes operators filter backfills by in the Temporal UI."""
+
+from temporalio.common import SearchAttributeKey
+
+TEAM_ID = SearchAttributeKey.for_int("TeamId")
+TRANSFER_ID = SearchAttributeKey.for_int("TransferId")
+BACKFILL_ID = SearchAttributeKey.for_int("BackfillId")
+BACKFILL_STATUS = SearchAttributeKey.for_keyword("BackfillStatus")
+
+ALL = (TEAM_ID, TRANSFER_ID, BACKFILL_ID, BACKFILL_STATUS)
