@@ -1,0 +1,155 @@
+"""Shared fixtures: a real Temporal dev server, real databases, a real worker and API.
+
+Database-backed fixtures run on SQLite and, where PostgreSQL answers (on
+BACKFILLS_TEST_POSTGRES_URL or 127.0.0.1:5432), on PostgreSQL too; otherwise those
+parameters are skipped with the reason.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+
+from cli.devserver import free_port, start_dev_server, wait_for_port
+from config import Settings
+from persistence.migrate import upgrade
+from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
+from workflows.client import connect
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
+    server = start_dev_server(
+        port=port, ui_port=None, namespace="default", db_file=None, log_file=log
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=60, process=server)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(server)
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("BACKFILLS_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+    try:
+        with psycopg.connect(_libpq(url), connect_timeout=3):
+            return url
+    except psycopg.Error:
+        return None
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'backfills.db'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("PostgreSQL is not reachable (set BACKFILLS_TEST_POSTGRES_URL)")
+    name = f"backfills_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        from persistence.db import get_engine
+
+        get_engine.cache_clear()
+        with psycopg.connect(_libpq(admin_url), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database_url: str, temporal_address: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One worker and the API, as processes, configured only through the environment."""
+    root = tmp_path_factory.mktemp("stack")
+    api_port = free_port()
+    task_queue = f"backfills-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "BACKFILLS_DATABASE_URL": database_url,
+        "BACKFILLS_DATA_DIR": str(root / "data"),
+        "BACKFILLS_TEMPORAL_ADDRESS": temporal_address,
+        "BACKFILLS_TASK_QUEUE": task_queue,
+        "BACKFILLS_API_HOST": "127.0.0.1",
+        "BACKFILLS_API_PORT": str(api_port),
+        "BACKFILLS_MAX_RANGE_DAYS": "400",
+        "BACKFILLS_RUN_MAX_ATTEMPTS": "3",
+        "BACKFILLS_RUN_RETRY_INITIAL_SECONDS": "0.1",
+        "BACKFILLS_RUN_RETRY_MAX_SECONDS": "0.5",
+        "BACKFILLS_RUN_HEARTBEAT_TIMEOUT_SECONDS": "10",
+        "BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS": "30",
+    }
+    stack = Stack(
+        database_url=database_url,
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        api_url=f"http://127.0.0.1:{api_port}/v1",
+        data_dir=root / "data",
+        env=env,
+        logs=root,
+    )
+    stack.start_worker()
+    stack.processes.append(spawn(["api"], env, root / "api.log"))
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{api_port}/readyz"), timeout=60)
+        yield stack
+    finally:
+        for process in stack.processes:
+            stop(process)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def tenant(stack: Stack) -> Iterator[Tenant]:
+    tenant = new_tenant(stack)
+    yield tenant
+    tenant.http.close()
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    return Settings(
+        database_url=stack.database_url,
+        data_dir=stack.data_dir,
+        temporal_address=stack.temporal_address,
+        task_queue=stack.task_queue,
+    )
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_address: str) -> AsyncIterator[Client]:
+    yield await connect(Settings(temporal_address=temporal_address))
+
+
+@pytest.fixture
+def data_dir(stack: Stack) -> Path:
+    return stack.data_dir

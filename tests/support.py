@@ -1,0 +1,148 @@
+"""Test helpers: the running stack, tenants, polling."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from persistence import accounts
+from persistence.db import Database
+from persistence.models import Role, Scope
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Poll until `probe()` returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+        value = probe()
+    return value
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run `python -m cli.main <args>` as the user would run `backfills <args>`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@dataclass
+class Stack:
+    """A worker and the API, running as processes against one database and Temporal."""
+
+    database_url: str
+    temporal_address: str
+    task_queue: str
+    api_url: str
+    data_dir: Path
+    env: dict[str, str]
+    logs: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return Database(self.database_url)
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        process = spawn(["worker"], self.env, self.logs / f"{name}.log")
+        self.processes.append(process)
+        return process
+
+
+@dataclass
+class Tenant:
+    """A team with an owner whose token has both scopes, and an HTTP client for it."""
+
+    stack: Stack
+    team_id: int
+    user_id: int
+    token: str
+    http: httpx.Client
+
+    def create_transfer(self, max_concurrent_runs: int = 4, **source: Any) -> int:
+        response = self.http.post(
+            f"/teams/{self.team_id}/transfers",
+            json={
+                "display_name": "test transfer",
+                "source": {"type": "demo", **source},
+                "destination": {"type": "sqlite"},
+                "max_concurrent_runs": max_concurrent_runs,
+            },
+        )
+        assert response.status_code == 200, response.text
+        transfer_id: int = response.json()["data"]["transfer_id"]
+        return transfer_id
+
+    def create_backfill(self, transfer_id: int, start: str, end: str) -> dict[str, Any]:
+        response = self.http.post(
+            f"/teams/{self.team_id}/transfers/{transfer_id}/backfills",
+            json={"range_start": start, "range_end": end},
+        )
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        response = self.http.get(f"/teams/{self.team_id}/backfills/{backfill_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def wait_until_status(
+        self, backfill_id: int, *statuses: str, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        return wait_for(
+            lambda: (b := self.backfill(backfill_id))["status"] in statuses and b,
+            timeout=timeout,
+        )
+
+    def runs(self, transfer_id: int, **params: Any) -> list[dict[str, Any]]:
+        query = {"start_date": "1900-01-01", "end_date": "2100-01-01", "limit": 10000, **params}
+        response = self.http.get(
+            f"/teams/{self.team_id}/transfers/{transfer_id}/runs", params=query
+        )
+        assert response.status_code == 200, response.text
+        data: list[dict[str, Any]] = response.json()["data"]
+        return data
+
+
+def new_tenant(
+    stack: Stack, role: Role = Role.OWNER, scopes: tuple[Scope, ...] = tuple(Scope)
+) -> Tenant:
+    db = stack.db
+    team_id = accounts.create_team(db=db, name="team")
+    user_id = accounts.create_user(
+        db=db, email=f"user-{os.urandom(6).hex()}@example.com", team_id=team_id, role=role
+    )
+    token = accounts.create_token(db=db, user_id=user_id, scopes=list(scopes))
+    http = httpx.Client(
+        base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    return Tenant(stack=stack, team_id=team_id, user_id=user_id, token=token, http=http)
