@@ -19,7 +19,7 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+def wait_for(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.1) -> T:
     """Poll until `probe()` returns something truthy; fail with the last value otherwise."""
     deadline = time.monotonic() + timeout
     value = probe()
@@ -118,10 +118,12 @@ class Tenant:
     def wait_until_status(
         self, backfill_id: int, *statuses: str, timeout: float = 60.0
     ) -> dict[str, Any]:
-        return wait_for(
-            lambda: (b := self.backfill(backfill_id))["status"] in statuses and b,
-            timeout=timeout,
-        )
+        def reached() -> dict[str, Any] | None:
+            backfill = self.backfill(backfill_id)
+            return backfill if backfill["status"] in statuses else None
+
+        found: dict[str, Any] = wait_for(reached, timeout=timeout)
+        return found
 
     def runs(self, transfer_id: int, **params: Any) -> list[dict[str, Any]]:
         query = {"start_date": "1900-01-01", "end_date": "2100-01-01", "limit": 10000, **params}
