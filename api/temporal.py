@@ -7,7 +7,7 @@ from temporalio.client import Client
 
 from api.errors import service_unavailable
 from config import Settings
-from workflows.client import connect
+from workflows.client import connect, ensure_search_attributes
 
 log = logging.getLogger("backfills.api")
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -26,9 +26,11 @@ class TemporalConnection:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await asyncio.wait_for(
+                    client = await asyncio.wait_for(
                         connect(self._settings), CONNECT_TIMEOUT_SECONDS
                     )
+                    await ensure_search_attributes(client, self._settings.temporal_namespace)
+                    self._client = client
                 except Exception as exc:
                     log.warning(
                         "Temporal unreachable at %s: %s", self._settings.temporal_address, exc

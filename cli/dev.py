@@ -25,7 +25,7 @@ def run_dev(settings: Settings) -> int:
         temporal = start_dev_server(
             port=settings.temporal_port,
             ui_port=settings.temporal_ui_port,
-            namespace=settings.temporal_namespace,
+            namespaces=[settings.temporal_namespace],
             db_file=data_dir / "temporal.db",
             log_file=data_dir / "temporal.log",
         )

@@ -25,7 +25,7 @@ def start_dev_server(
     *,
     port: int,
     ui_port: int | None,
-    namespace: str,
+    namespaces: list[str],
     db_file: Path | None,
     log_file: Path | None = None,
 ) -> subprocess.Popen[bytes]:
@@ -38,11 +38,11 @@ def start_dev_server(
         "127.0.0.1",
         "--port",
         str(port),
-        "--namespace",
-        namespace,
         "--log-level",
         "warn",
     ]
+    for namespace in namespaces:
+        command += ["--namespace", namespace]
     for key in search_attributes.ALL:
         command += ["--search-attribute", f"{key.name}={_TYPE_NAMES[key.indexed_value_type.name]}"]
     if ui_port is None:

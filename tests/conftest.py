@@ -23,6 +23,8 @@ from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
 from workflows.client import connect
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+# One Temporal namespace per database, so the two stacks' workflow ids never meet.
+NAMESPACES = {"sqlite": "test-sqlite", "postgresql": "test-postgresql"}
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("temporal") / "temporal.log"
     server = start_dev_server(
-        port=port, ui_port=None, namespace="default", db_file=None, log_file=log
+        port=port, ui_port=None, namespaces=list(NAMESPACES.values()), db_file=None, log_file=log
     )
     try:
         wait_for_port("127.0.0.1", port, timeout=60, process=server)
@@ -92,6 +94,7 @@ def stack(
         "BACKFILLS_DATABASE_URL": database_url,
         "BACKFILLS_DATA_DIR": str(root / "data"),
         "BACKFILLS_TEMPORAL_ADDRESS": temporal_address,
+        "BACKFILLS_TEMPORAL_NAMESPACE": _namespace_of(database_url),
         "BACKFILLS_TASK_QUEUE": task_queue,
         "BACKFILLS_API_HOST": "127.0.0.1",
         "BACKFILLS_API_PORT": str(api_port),
@@ -121,6 +124,10 @@ def stack(
             stop(process)
 
 
+def _namespace_of(database_url: str) -> str:
+    return NAMESPACES["sqlite" if database_url.startswith("sqlite") else "postgresql"]
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code == 200
@@ -141,13 +148,15 @@ def settings(stack: Stack) -> Settings:
         database_url=stack.database_url,
         data_dir=stack.data_dir,
         temporal_address=stack.temporal_address,
+        temporal_namespace=_namespace_of(stack.database_url),
         task_queue=stack.task_queue,
     )
 
 
-@pytest.fixture(scope="session")
-async def temporal_client(temporal_address: str) -> AsyncIterator[Client]:
-    yield await connect(Settings(temporal_address=temporal_address))
+@pytest.fixture
+async def temporal_client(settings: Settings) -> AsyncIterator[Client]:
+    """A client on the stack's namespace."""
+    yield await connect(settings)
 
 
 @pytest.fixture

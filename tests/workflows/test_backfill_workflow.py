@@ -1,0 +1,202 @@
+"""The backfill workflow as operators drive it: signals, cancellation, queries, search
+attributes, and continue-as-new; against the real worker, Temporal server and database."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import date
+from typing import TypeVar
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from config import Settings
+from persistence import backfills, runs, transfers
+from persistence.db import Database
+from persistence.models import RunStatus
+from persistence.runs import RunSortField, SortDirection
+from tests.support import Tenant
+from tests.workflows.histories import record_history
+from workflows import search_attributes
+from workflows.backfill import BackfillWorkflow
+from workflows.client import backfill_input, workflow_id
+from workflows.inputs import CancelRequest
+
+T = TypeVar("T")
+
+
+async def poll(probe: Callable[[], Awaitable[T]], within: float = 60.0, interval: float = 0.2) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while not (value := await probe()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
+        await asyncio.sleep(interval)
+    return value
+
+
+def run_statuses(tenant: Tenant, transfer_id: int) -> dict[str, str]:
+    return {r["data_date"]: r["status"] for r in tenant.runs(transfer_id)}
+
+
+async def wait_running(tenant: Tenant, transfer_id: int, count: int) -> None:
+    async def running() -> bool:
+        statuses = await asyncio.to_thread(run_statuses, tenant, transfer_id)
+        return list(statuses.values()).count("RUNNING") == count
+
+    await poll(running)
+
+
+async def test_cancel_signal_from_temporal_has_the_api_effect(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=2500)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-05-01", "2024-05-08")[
+        "transfer_backfill_id"
+    ]
+    await wait_running(tenant, transfer_id, 2)
+
+    handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
+    await handle.signal(BackfillWorkflow.cancel, CancelRequest(user_id=None))
+
+    cancelled = await asyncio.to_thread(tenant.wait_until_status, backfill_id, "CANCELLED")
+    assert cancelled["removed_user_id"] is None
+    assert cancelled["removed_time"] is not None
+    await handle.result()
+    await record_history(temporal_client, handle.id, "cancel-signal")
+    final = await asyncio.to_thread(tenant.backfill, backfill_id)
+    statuses = list(run_statuses(tenant, transfer_id).values())
+    assert statuses.count("COMPLETED") == 2 == final["transfer_runs_completed"]
+    assert statuses.count("CANCELLED") == 6
+    assert final["status"] == "CANCELLED"
+
+
+async def test_cancellation_request_from_the_ui_cancels_the_backfill(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=2500)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-05-01", "2024-05-04")[
+        "transfer_backfill_id"
+    ]
+    await wait_running(tenant, transfer_id, 1)
+
+    handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
+    await handle.cancel()
+
+    result = await handle.result()
+    await record_history(temporal_client, handle.id, "cancellation-request")
+    assert result.status == "CANCELLED"
+    final = await asyncio.to_thread(tenant.backfill, backfill_id)
+    assert final["status"] == "CANCELLED"
+    assert final["transfer_runs_completed"] == 1
+    assert sorted(run_statuses(tenant, transfer_id).values()) == [
+        "CANCELLED",
+        "CANCELLED",
+        "CANCELLED",
+        "COMPLETED",
+    ]
+
+
+async def test_progress_query_and_search_attributes_follow_the_record(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=400)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-06-01", "2024-06-06")[
+        "transfer_backfill_id"
+    ]
+    handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
+
+    async def progressing() -> bool:
+        progress = await handle.query(BackfillWorkflow.progress)
+        return progress.total == 6 and progress.completed >= 1
+
+    await poll(progressing)
+    await handle.result()
+    await record_history(temporal_client, handle.id, "completed")
+    progress = await handle.query(BackfillWorkflow.progress)
+    assert (progress.completed, progress.failed, progress.in_flight) == (6, 0, 0)
+    assert progress.status == "COMPLETED"
+
+    query = (
+        f"BackfillId = {backfill_id} AND TeamId = {tenant.team_id} AND BackfillStatus = 'COMPLETED'"
+    )
+
+    async def listed() -> list[str]:
+        return [w.id async for w in temporal_client.list_workflows(query)]
+
+    assert await poll(listed) == [workflow_id(backfill_id)]
+    description = await handle.describe()
+    attributes = description.typed_search_attributes
+    assert attributes.get(search_attributes.TRANSFER_ID) == transfer_id
+    assert attributes.get(search_attributes.BACKFILL_STATUS) == "COMPLETED"
+
+
+async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
+    tenant: Tenant, temporal_client: Client, settings: Settings
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=3)
+    db = Database(settings.resolved_database_url)
+    transfer = transfers.get_transfer(db=db, team_id=tenant.team_id, transfer_id=transfer_id)
+    backfill = backfills.create_backfill(
+        db=db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        user_id=tenant.user_id,
+        range_start=date(2024, 7, 1),
+        range_end=date(2024, 7, 20),
+    )
+    assert backfill.id is not None
+    input = replace(backfill_input(settings, backfill, transfer), runs_per_workflow_run=7)
+
+    handle = await temporal_client.start_workflow(
+        BackfillWorkflow.run, input, id=workflow_id(backfill.id), task_queue=settings.task_queue
+    )
+    result = await handle.result()
+    await record_history(
+        temporal_client, handle.id, "continued-as-new-first-run", handle.first_execution_run_id
+    )
+    await record_history(temporal_client, handle.id, "continued-as-new-last-run")
+
+    assert result.status == "COMPLETED"
+    assert result.completed == 20
+    first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    history = await first_run.fetch_history()
+    assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    record = backfills.get_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
+    assert (record.status, record.transfer_runs_completed) == ("COMPLETED", 20)
+    all_runs = runs.list_runs(
+        db=db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        start_date=date(2024, 7, 1),
+        end_date=date(2024, 7, 20),
+        issues_only=False,
+        sort_field=RunSortField.DATA_DATE,
+        sort_direction=SortDirection.ASC,
+        limit=100,
+        offset=0,
+    )
+    assert len(all_runs) == 20
+    assert {r.status for r in all_runs} == {RunStatus.COMPLETED}
+
+
+async def test_a_failed_run_is_reported_and_the_others_complete(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, fail_dates=["2024-08-02"])
+    backfill_id = tenant.create_backfill(transfer_id, "2024-08-01", "2024-08-03")[
+        "transfer_backfill_id"
+    ]
+    handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
+
+    result = await handle.result()
+    await record_history(temporal_client, handle.id, "failed-run")
+
+    assert (result.status, result.completed, result.failed) == ("FAILED", 2, 1)
+    record = await asyncio.to_thread(tenant.backfill, backfill_id)
+    assert record["status"] == "FAILED"
+    assert record["error_report"] == [
+        {
+            "transfer_run_date": "2024-08-02",
+            "error": "demo source: 2024-08-02 is listed in fail_dates",
+        }
+    ]
