@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.request_context import RequestContextMiddleware
 from api.routers import backfills, health, runs, transfers
 from api.temporal import TemporalConnection
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (backfills.router, runs.router, transfers.router):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
+    install_openapi(app)
     return app
 
 

@@ -50,9 +50,10 @@ class BackfillWorkflow:
         self._runs: set[asyncio.Task[None]] = set()
 
     @workflow.signal(name="cancel")
-    def cancel(self, request: CancelRequest) -> None:
+    def cancel(self, request: CancelRequest | None = None) -> None:
+        """Stop starting runs; an operator may send it with no input at all."""
         if self._cancel is None:
-            self._cancel = request
+            self._cancel = request or CancelRequest()
             self._progress.cancel_requested = True
 
     @workflow.query(name="progress")
