@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from sqlalchemy import Engine, create_engine, event
 
 from connectors import sql_table
@@ -16,10 +16,23 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 class SqliteDestinationOptions(DestinationOptions):
     type: Literal["sqlite"] = "sqlite"
-    path: str | None = Field(default=None, description="Default: warehouse.db in the data dir.")
+    path: str | None = Field(
+        default=None,
+        description="A file in the worker's data directory (relative, no `..`); "
+        "default: warehouse.db.",
+    )
     table: str | None = Field(
         default=None, pattern=IDENTIFIER, description="Default: transfer_<id>."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value or Path(value).is_absolute() or ".." in Path(value).parts
+        ):
+            raise ValueError("must be a relative path inside the data directory, without '..'")
+        return value
 
     def build(self) -> "SqliteDestination":
         return SqliteDestination(self)
@@ -30,7 +43,7 @@ class SqliteDestination:
         self.options = options
 
     def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
-        path = Path(self.options.path) if self.options.path else context.data_dir / "warehouse.db"
+        path = context.data_dir / (self.options.path or "warehouse.db")
         table = self.options.table or f"transfer_{context.transfer_id}"
         return sql_table.replace_partition(
             _engine(str(path.resolve())),

@@ -1,5 +1,8 @@
 """Transfers: the service's own schema of what a backfill moves."""
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from fastapi import APIRouter
 
 from api.deps import DbDep, ReadAccess, SettingsDep, TeamId, TransferId, WriteAccess
@@ -10,6 +13,7 @@ from connectors.registry import InvalidConnectorSpec, parse_destination, parse_s
 from persistence import transfers
 
 router = APIRouter(prefix="/teams/{team_id}/transfers", tags=["transfers"])
+OptionsT = TypeVar("OptionsT")
 
 
 @router.post(
@@ -25,11 +29,11 @@ def create_transfer(
     db: DbDep,
     settings: SettingsDep,
 ) -> Envelope[TransferOut]:
-    try:
-        source = parse_source(body.source)
-        destination = parse_destination(body.destination)
-    except InvalidConnectorSpec as exc:
-        raise unprocessable("the transfer configuration is invalid", str(exc)) from None
+    source, source_problem = _parse(parse_source, body.source)
+    destination, destination_problem = _parse(parse_destination, body.destination)
+    if source is None or destination is None:
+        problems = "; ".join(p for p in (source_problem, destination_problem) if p)
+        raise unprocessable(f"the transfer configuration is invalid: {problems}")
     transfer = transfers.create_transfer(
         db=db,
         team_id=team_id,
@@ -79,3 +83,12 @@ def delete_transfer(
     transfer = transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     return ok(TransferOut.of(transfer))
+
+
+def _parse(
+    parse: Callable[[dict[str, Any]], OptionsT], spec: dict[str, Any]
+) -> tuple[OptionsT | None, str | None]:
+    try:
+        return parse(spec), None
+    except InvalidConnectorSpec as exc:
+        return None, str(exc)
