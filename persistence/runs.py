@@ -102,6 +102,7 @@ def begin_run(
     """Mark the run RUNNING; None when it must not run (cancelled, or already ended)."""
     now = utcnow()
     with db.write() as session:
+        _lock_backfill(session, backfill_id)
         run = _run_of(session, backfill_id, data_date, lock=True)
         if run.status in NOT_STARTED_RUN_STATUSES:
             run.queued_time = queued_time
@@ -207,6 +208,11 @@ def _end_run(
     **values: Any,
 ) -> bool:
     with db.write() as session:
+        backfill_id = session.exec(
+            select(col(TransferRun.backfill_id)).where(col(TransferRun.id) == run_id)
+        ).first()
+        if backfill_id is not None:
+            _lock_backfill(session, backfill_id)
         result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
             update(TransferRun)
             .where(col(TransferRun.id) == run_id, col(TransferRun.status).in_(allowed))
@@ -219,6 +225,12 @@ def _end_run(
         done = status == RunStatus.COMPLETED
         add_run_counts(session, run.backfill_id, completed=int(done), failed=int(not done))
         return True
+
+
+def _lock_backfill(session: Session, backfill_id: int) -> None:
+    """Lock the backfill row before any of its runs: the order cancel_backfill and plan_runs
+    take them in too, so a run transition racing a cancel cannot deadlock on PostgreSQL."""
+    session.exec(select(Backfill.id).where(Backfill.id == backfill_id).with_for_update()).first()
 
 
 def _run_of(

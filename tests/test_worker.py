@@ -1,0 +1,112 @@
+"""The worker process: SIGTERM stops polling and drains the activities in flight."""
+
+import asyncio
+import signal
+import subprocess
+import uuid
+from datetime import date
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from config import Settings
+from persistence import backfills, runs, transfers
+from persistence.models import Backfill, BackfillStatus, RunStatus, TransferRun
+from persistence.runs import RunSortField, SortDirection
+from tests.support import Stack, Tenant, spawn, stop, wait_for
+from workflows.client import start_backfill, workflow_id
+
+
+def runs_of(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:
+    return runs.list_runs(
+        db=stack.db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        start_date=date(1900, 1, 1),
+        end_date=date(2100, 1, 1),
+        issues_only=False,
+        sort_field=RunSortField.DATA_DATE,
+        sort_direction=SortDirection.ASC,
+        limit=10_000,
+        offset=0,
+    )
+
+
+def running(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:
+    return [r for r in runs_of(stack, tenant, transfer_id) if r.status == RunStatus.RUNNING]
+
+
+def log_of(path: Path) -> str:
+    return path.read_text(errors="replace")[-6000:]
+
+
+async def test_sigterm_drains_in_flight_runs_before_exiting(
+    stack: Stack, tenant: Tenant, settings: Settings, temporal_client: Client
+) -> None:
+    queue = f"backfills-drain-{uuid.uuid4().hex[:8]}"
+    env = {**stack.env, "BACKFILLS_TASK_QUEUE": queue}
+    queue_settings = settings.model_copy(
+        update={
+            "task_queue": queue,
+            "run_max_attempts": 3,
+            "run_retry_initial_seconds": 0.1,
+            "run_retry_max_seconds": 0.5,
+            "run_heartbeat_timeout_seconds": 10,
+        }
+    )
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=4000, rows_per_day=3)
+    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    backfill: Backfill = backfills.create_backfill(
+        db=stack.db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        user_id=tenant.user_id,
+        range_start=date(2024, 6, 1),
+        range_end=date(2024, 6, 4),
+    )
+    assert backfill.id is not None
+    backfill_id = backfill.id
+    draining_log = stack.logs / f"worker-{queue}-draining.log"
+    successor_log = stack.logs / f"worker-{queue}-successor.log"
+    draining = spawn(["worker"], env, draining_log)
+    successor: subprocess.Popen[bytes] | None = None
+    try:
+        handle = await start_backfill(temporal_client, queue_settings, backfill, transfer)
+        in_flight = await asyncio.to_thread(
+            wait_for, lambda: running(stack, tenant, transfer_id), timeout=120
+        )
+
+        draining.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.to_thread(draining.wait, 90)
+
+        # Read right after the exit: the runs in flight must have ended before it.
+        after_exit = {run.id: run for run in runs_of(stack, tenant, transfer_id)}
+        log = log_of(draining_log)
+        assert exit_code == 0, log
+        assert "Traceback" not in log, log
+        for run in in_flight:
+            assert after_exit[run.id].status == RunStatus.COMPLETED, after_exit[run.id]
+            assert after_exit[run.id].total_rows == 3
+        assert [r for r in after_exit.values() if r.status == RunStatus.RUNNING] == []
+        # It stopped taking work: the dates not yet started wait for another worker.
+        assert [r for r in after_exit.values() if r.status == RunStatus.CREATED], after_exit
+
+        successor = spawn(["worker"], env, successor_log)
+        await asyncio.wait_for(handle.result(), timeout=180)
+
+        final = backfills.get_backfill_by_id(db=stack.db, backfill_id=backfill_id)
+        assert final.status == BackfillStatus.COMPLETED
+        assert final.transfer_runs_completed == 4
+        assert final.transfer_runs_failed == 0
+        assert {r.status for r in runs_of(stack, tenant, transfer_id)} == {RunStatus.COMPLETED}
+    finally:
+        cleanup = temporal_client.get_workflow_handle(workflow_id(backfill_id))
+        try:
+            if (await cleanup.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await cleanup.terminate(reason="test cleanup")
+        except RPCError:
+            pass  # never started
+        for process in (draining, successor):
+            if process is not None:
+                await asyncio.to_thread(stop, process)
