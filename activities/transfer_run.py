@@ -1,5 +1,6 @@
 """The transfer-run activity: one `data_date` from the transfer's source into its destination."""
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from activities.inputs import (
     TransferRunInput,
     TransferRunResult,
 )
-from connectors.base import RunContext
+from connectors.base import QueryDetail, RunContext
 from connectors.errors import ConnectorError, PermanentError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
 from persistence import runs, transfers
@@ -44,10 +45,19 @@ class TransferRunActivities:
         if started is None:
             return TransferRunResult(outcome=RunOutcome.SKIPPED)
         activity.heartbeat()
+        attempt_started = time.monotonic()
         try:
             rows, details = self._move(input)
         except ConnectorError as exc:
-            runs.record_attempt_error(db=self.db, run_id=started.run_id, message=str(exc))
+            failed = QueryDetail(
+                status="FAILED",
+                rows=0,
+                duration=time.monotonic() - attempt_started,
+                error_description=str(exc),
+            )
+            runs.record_attempt_error(
+                db=self.db, run_id=started.run_id, message=str(exc), query_details=[asdict(failed)]
+            )
             raise ApplicationError(
                 str(exc),
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,

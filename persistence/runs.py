@@ -153,13 +153,15 @@ def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -
     )
 
 
-def record_attempt_error(*, db: Database, run_id: int, message: str) -> None:
-    """Note why an attempt failed while the run is retried, so callers can see it meanwhile."""
+def record_attempt_error(
+    *, db: Database, run_id: int, message: str, query_details: list[dict[str, Any]]
+) -> None:
+    """Note why an attempt failed, so callers see it while the run is retried and after."""
     with db.write() as session:
         session.execute(
             update(TransferRun)
             .where(col(TransferRun.id) == run_id, col(TransferRun.status) == RunStatus.RUNNING)
-            .values(message=message)
+            .values(message=message, query_details=query_details)
         )
 
 

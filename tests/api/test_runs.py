@@ -229,6 +229,10 @@ def test_failed_run_detail_keeps_its_message(history: History) -> None:
     assert detail["status"] == "FAILED"
     assert detail["message"] == item["message"]
     assert isinstance(detail["external_id"], str)
+    assert [(q["status"], q["rows"], q["error_description"]) for q in detail["query_details"]] == [
+        ("FAILED", 0, item["message"])
+    ]
+    assert (detail["query_amount"], detail["failed_query_amount"]) == (1, 1)
 
 
 # --- tenancy -----------------------------------------------------------------------------
