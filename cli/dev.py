@@ -20,7 +20,8 @@ def run_dev(settings: Settings) -> int:
         "BACKFILLS_DATA_DIR": str(data_dir),
         "BACKFILLS_TEMPORAL_ADDRESS": f"127.0.0.1:{settings.temporal_port}",
     }
-    children: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _interrupt)
+    children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         temporal = start_dev_server(
             port=settings.temporal_port,
@@ -29,16 +30,27 @@ def run_dev(settings: Settings) -> int:
             db_file=data_dir / "temporal.db",
             log_file=data_dir / "temporal.log",
         )
-        children.append(temporal)
+        children["temporal (log: temporal.log in the data dir)"] = temporal
         wait_for_port("127.0.0.1", settings.temporal_port, timeout=60, process=temporal)
-        children.append(subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env))
-        children.append(subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env))
+        children["worker"] = _spawn("worker", env)
+        children["api"] = _spawn("api", env)
         _announce(settings)
         return _wait_for_first_exit(children)
     except KeyboardInterrupt:
         return 0
     finally:
         _stop_all(children)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A child in its own session: Ctrl-C reaches only us, and we stop the children in order."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", command], env=env, start_new_session=True
+    )
 
 
 def _announce(settings: Settings) -> None:
@@ -53,21 +65,21 @@ def _announce(settings: Settings) -> None:
     )
 
 
-def _wait_for_first_exit(children: list[subprocess.Popen[bytes]]) -> int:
+def _wait_for_first_exit(children: dict[str, subprocess.Popen[bytes]]) -> int:
     while True:
-        for child in children:
+        for name, child in children.items():
             if child.poll() is not None:
-                print(f"process {child.pid} exited with {child.returncode}; stopping", flush=True)
+                print(f"{name} exited with {child.returncode}; stopping the rest", flush=True)
                 return child.returncode or 1
         time.sleep(0.5)
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in reversed(children):
+def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children.values()):
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 30
-    for child in reversed(children):
+    for child in reversed(children.values()):
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

@@ -53,7 +53,9 @@ def start_dev_server(
         db_file.parent.mkdir(parents=True, exist_ok=True)
         command += ["--db-filename", str(db_file)]
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
-    return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_for_port(
