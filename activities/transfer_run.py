@@ -1,5 +1,6 @@
 """The transfer-run activity: one `data_date` from the transfer's source into its destination."""
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,8 +16,9 @@ from activities.inputs import (
     TransferRunResult,
 )
 from connectors.base import QueryDetail, RunContext
-from connectors.errors import ConnectorError, PermanentError
+from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
+from connectors.secrets import Redactor, resolve
 from persistence import runs, transfers
 from persistence.db import Database
 
@@ -49,15 +51,7 @@ class TransferRunActivities:
         try:
             rows, details = self._move(input)
         except ConnectorError as exc:
-            failed = QueryDetail(
-                status="FAILED",
-                rows=0,
-                duration=time.monotonic() - attempt_started,
-                error_description=str(exc),
-            )
-            runs.record_attempt_error(
-                db=self.db, run_id=started.run_id, message=str(exc), query_details=[asdict(failed)]
-            )
+            self._record_failure(started.run_id, exc, time.monotonic() - attempt_started)
             raise ApplicationError(
                 str(exc),
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,
@@ -67,16 +61,37 @@ class TransferRunActivities:
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
 
     def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
+        """Extract and load; every error leaves as a ConnectorError with secrets redacted."""
         transfer = transfers.get_transfer_for_run(db=self.db, transfer_id=input.transfer_id)
+        redact = Redactor()
         try:
-            source = parse_source(transfer.source).build()
-            destination = parse_destination(transfer.destination).build()
+            source_spec, source_secrets = resolve(transfer.source, os.environ)
+            destination_spec, destination_secrets = resolve(transfer.destination, os.environ)
+            redact = Redactor({**source_secrets.secrets, **destination_secrets.secrets})
+            source = parse_source(source_spec).build()
+            destination = parse_destination(destination_spec).build()
+            context = RunContext(
+                data_dir=self.data_dir, transfer_id=input.transfer_id, heartbeat=activity.heartbeat
+            )
+            extract = source.extract(input.data_date, context)
+            activity.heartbeat()
+            rows = destination.replace_partition(input.data_date, extract.records, context)
+        except ConnectorError as exc:
+            raise type(exc)(redact(str(exc)), query_details=exc.query_details) from None
         except InvalidConnectorSpec as exc:
-            raise PermanentError(f"invalid transfer configuration: {exc}") from None
-        context = RunContext(
-            data_dir=self.data_dir, transfer_id=input.transfer_id, heartbeat=activity.heartbeat
-        )
-        extract = source.extract(input.data_date, context)
-        activity.heartbeat()
-        rows = destination.replace_partition(input.data_date, extract.records, context)
+            raise PermanentError(redact(f"invalid transfer configuration: {exc}")) from None
+        except Exception as exc:
+            activity.logger.warning("unexpected %s in a transfer run", exc.__class__.__name__)
+            raise TransientError(redact(f"{exc.__class__.__name__}: {exc}")) from None
         return rows, [asdict(detail) for detail in extract.query_details]
+
+    def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
+        details = error.query_details or [
+            QueryDetail(status="FAILED", rows=0, duration=duration, error_description=str(error))
+        ]
+        runs.record_attempt_error(
+            db=self.db,
+            run_id=run_id,
+            message=str(error),
+            query_details=[asdict(detail) for detail in details],
+        )

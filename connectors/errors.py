@@ -1,7 +1,17 @@
+from connectors.base import QueryDetail
+
+
 class ConnectorError(Exception):
-    """A run attempt failed; the message is shown to users, so it never carries a secret."""
+    """A run attempt failed; the message is shown to users, so it never carries a secret.
+
+    `query_details` says how far the source got (one entry per query), when it knows.
+    """
 
     retryable: bool = False
+
+    def __init__(self, message: str, *, query_details: list[QueryDetail] | None = None) -> None:
+        super().__init__(message)
+        self.query_details = query_details
 
 
 class PermanentError(ConnectorError):

@@ -22,11 +22,11 @@ from sqlalchemy import (
     insert,
     inspect,
 )
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
 from connectors.base import Record
-from connectors.errors import PermanentError, TransientError
+from connectors.sql_errors import classify
 
 INSERT_BATCH_ROWS = 5_000
 
@@ -51,10 +51,8 @@ def replace_partition(
             connection.execute(delete(table).where(table.c.data_date == data_date))
             for start in range(0, len(rows), INSERT_BATCH_ROWS):
                 connection.execute(insert(table), rows[start : start + INSERT_BATCH_ROWS])
-    except OperationalError as exc:
-        raise TransientError(f"destination table {table_name}: {_reason(exc)}") from None
     except SQLAlchemyError as exc:
-        raise PermanentError(f"destination table {table_name}: {_reason(exc)}") from None
+        raise classify(exc, f"destination table {table_name}") from None
     return len(rows)
 
 
@@ -69,9 +67,3 @@ def _ensure_table(
     table = Table(table_name, metadata, Column("data_date", Date, index=True), *columns)
     metadata.create_all(engine, checkfirst=True)
     return table
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """The driver's message without the statement and parameters SQLAlchemy appends."""
-    original = getattr(exc, "orig", None)
-    return str(original if original is not None else exc).splitlines()[0]

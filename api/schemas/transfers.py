@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import UtcTimestamp
+from connectors.masking import masked
 from persistence.models import Transfer
 
 
@@ -31,6 +32,9 @@ class CreateTransferRequest(BaseModel):
 
 
 class TransferOut(BaseModel):
+    """A transfer as callers see it: passwords in URLs and sensitive option values masked,
+    `${NAME}` references shown as they are."""
+
     transfer_id: int
     team_id: int
     display_name: str
@@ -47,8 +51,8 @@ class TransferOut(BaseModel):
             transfer_id=transfer.id,
             team_id=transfer.team_id,
             display_name=transfer.display_name,
-            source=transfer.source,
-            destination=transfer.destination,
+            source=masked(transfer.source),
+            destination=masked(transfer.destination),
             max_concurrent_runs=transfer.max_concurrent_runs,
             created_time=transfer.created_time,
             created_user_id=transfer.created_user_id,
