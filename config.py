@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
 
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per token.")
+    rate_limit_burst: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
     max_range_days: int = Field(default=36_600, ge=1)
     default_max_concurrent_runs: int = Field(default=4, ge=1, le=500)
 

@@ -6,7 +6,8 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from api.errors import forbidden, unauthorized
+from api.errors import forbidden, too_many_requests, unauthorized
+from api.rate_limit import RateLimiter
 from config import Settings
 from persistence import accounts
 from persistence.accounts import Caller
@@ -38,13 +39,19 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization
 
 
 def _caller(
-    db: DbDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    db: DbDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or not credentials.credentials:
         raise unauthorized()
     caller = accounts.authenticate(db=db, token=credentials.credentials)
     if caller is None:
         raise unauthorized("the token is unknown, expired or revoked")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.retry_after(accounts.hash_token(credentials.credentials))
+    if wait is not None:
+        raise too_many_requests(wait)
     return caller
 
 

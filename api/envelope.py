@@ -53,6 +53,7 @@ _DESCRIPTIONS = {
     403: "The token lacks the scope, or the caller the team role, this endpoint needs.",
     404: "No such object in this team.",
     422: "Well-formed but cannot be carried out (`UNPROCESSABLE_ENTITY` or `CONFLICT_ERROR`).",
+    429: "Too many requests for this token; see `Retry-After`.",
     500: "Unexpected error; the request id identifies it in the service's logs.",
     503: "The database or Temporal is unreachable; retry later.",
 }

@@ -41,6 +41,14 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, message)
 
 
+def too_many_requests(retry_after_seconds: int) -> ApiError:
+    return ApiError(
+        429,
+        f"too many requests for this token; retry in {retry_after_seconds}s",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
 def unprocessable(message: str, description: str | None = None) -> ApiError:
     return ApiError(422, message, description=description)
 

@@ -6,8 +6,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.body_limit import BodySizeLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
+from api.rate_limit import RateLimiter
 from api.request_context import RequestContextMiddleware
 from api.routers import backfills, health, runs, transfers
 from api.temporal import TemporalConnection
@@ -25,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.db = Database(settings.resolved_database_url)
         app.state.temporal = TemporalConnection(settings)
+        app.state.rate_limiter = RateLimiter(
+            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        )
         if not await app.state.temporal.is_reachable():
             log.warning("Temporal is not reachable yet; backfill writes answer 503 until it is")
         yield
@@ -36,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         redirect_slashes=False,
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     for router in (backfills.router, runs.router, transfers.router):

@@ -99,6 +99,8 @@ def stack(
         "BACKFILLS_API_HOST": "127.0.0.1",
         "BACKFILLS_API_PORT": str(api_port),
         "BACKFILLS_MAX_RANGE_DAYS": "400",
+        "BACKFILLS_RATE_LIMIT_PER_MINUTE": "1000000",  # tests/api/test_abuse.py checks limits
+        "BACKFILLS_RATE_LIMIT_BURST": "1000000",
         "BACKFILLS_RUN_MAX_ATTEMPTS": "3",
         "BACKFILLS_RUN_RETRY_INITIAL_SECONDS": "0.1",
         "BACKFILLS_RUN_RETRY_MAX_SECONDS": "0.5",

@@ -35,7 +35,7 @@ router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
     summary="Create a backfill",
     description="Re-process every date of the range, one transfer run per date. Answers at "
     "once with the CREATED backfill; processing is asynchronous.",
-    responses=error_responses(400, 401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 async def create_backfill(
     team_id: TeamId,
@@ -76,7 +76,7 @@ async def create_backfill(
     operation_id="listIncompleteBackfills",
     summary="List the team's incomplete backfills",
     description="Backfills in CREATED, SCHEDULED, RUNNING or FAILED, newest first.",
-    responses=error_responses(400, 401, 403, 503),
+    responses=error_responses(400, 401, 403, 429, 503),
 )
 def list_incomplete_backfills(
     team_id: TeamId, _: ReadAccess, db: DbDep
@@ -89,7 +89,7 @@ def list_incomplete_backfills(
     "/backfills/{backfill_id}",
     operation_id="getBackfill",
     summary="Get one backfill with its live progress",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 429, 503),
 )
 def get_backfill(
     team_id: TeamId, backfill_id: BackfillId, _: ReadAccess, db: DbDep
@@ -102,7 +102,7 @@ def get_backfill(
     "/transfers/{transfer_id}/backfills/latest",
     operation_id="getLatestBackfill",
     summary="Get the transfer's most recently created backfill, in any status",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 429, 503),
 )
 def get_latest_backfill(
     team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
@@ -117,7 +117,7 @@ def get_latest_backfill(
     summary="Cancel a backfill",
     description="Stops starting runs at once; runs already running finish and still count. "
     "422 on a COMPLETED or CANCELLED backfill.",
-    responses=error_responses(400, 401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 async def cancel_backfill(
     team_id: TeamId,

@@ -34,7 +34,7 @@ DataDate = Annotated[date, BeforeValidator(_calendar_date)]
     "/transfers/{transfer_id}/runs",
     operation_id="listTransferRuns",
     summary="List a transfer's runs whose data_date is in [start_date, end_date]",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 429, 503),
 )
 def list_transfer_runs(
     team_id: TeamId,
@@ -69,7 +69,7 @@ def list_transfer_runs(
     "/transfer_runs/{transfer_run_id}",
     operation_id="getTransferRun",
     summary="Get one transfer run in detail",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 429, 503),
 )
 def get_transfer_run(
     team_id: TeamId, transfer_run_id: TransferRunId, _: ReadAccess, db: DbDep

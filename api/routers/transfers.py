@@ -20,7 +20,7 @@ OptionsT = TypeVar("OptionsT")
     "",
     operation_id="createTransfer",
     summary="Create a transfer",
-    responses=error_responses(400, 401, 403, 422, 503),
+    responses=error_responses(400, 401, 403, 422, 429, 503),
 )
 def create_transfer(
     team_id: TeamId,
@@ -50,7 +50,7 @@ def create_transfer(
     "",
     operation_id="listTransfers",
     summary="List the team's transfers",
-    responses=error_responses(400, 401, 403, 503),
+    responses=error_responses(400, 401, 403, 429, 503),
 )
 def list_transfers(team_id: TeamId, _: ReadAccess, db: DbDep) -> Envelope[list[TransferOut]]:
     return ok([TransferOut.of(t) for t in transfers.list_transfers(db=db, team_id=team_id)])
@@ -60,7 +60,7 @@ def list_transfers(team_id: TeamId, _: ReadAccess, db: DbDep) -> Envelope[list[T
     "/{transfer_id}",
     operation_id="getTransfer",
     summary="Get one transfer",
-    responses=error_responses(400, 401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 429, 503),
 )
 def get_transfer(
     team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
@@ -75,7 +75,7 @@ def get_transfer(
     operation_id="deleteTransfer",
     summary="Delete a transfer",
     description="Its backfills and runs stay on record. 422 while it has an incomplete backfill.",
-    responses=error_responses(400, 401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 def delete_transfer(
     team_id: TeamId, transfer_id: TransferId, _: WriteAccess, db: DbDep
