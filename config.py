@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Runs one workflow run starts before it continues as new."
     )
 
+    reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    reconcile_created_grace_seconds: float = Field(
+        default=60.0, gt=0, description="How long a CREATED backfill may wait for its workflow."
+    )
+
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
 

@@ -11,14 +11,18 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import TransferRunActivities
 from config import Settings, get_settings
 from persistence.db import Database
 from workflows.backfill import BackfillWorkflow
 from workflows.client import connect, ensure_search_attributes
+from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
 
 log = logging.getLogger("backfills.worker")
 
@@ -30,22 +34,38 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     db = Database(settings.resolved_database_url)
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, settings.data_dir.resolve())
+    reconciler = ReconcileActivities(db, client, settings)
     max_activities = settings.worker_max_concurrent_activities
     with ThreadPoolExecutor(max_workers=max_activities) as executor:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BackfillWorkflow],
-            activities=[*records.all(), transfer_runs.run_transfer],
+            workflows=[BackfillWorkflow, ReconcilerWorkflow],
+            activities=[*records.all(), transfer_runs.run_transfer, reconciler.reconcile],
             activity_executor=executor,
             max_concurrent_activities=max_activities,
             graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         )
         async with worker:
+            await ensure_reconciler(client, settings)
             log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
             log.info("worker stopping: draining activities in flight")
     log.info("worker stopped")
+
+
+async def ensure_reconciler(client: Client, settings: Settings) -> None:
+    """Start the reconciler workflow unless it runs already (every worker asks)."""
+    await client.start_workflow(
+        ReconcilerWorkflow.run,
+        ReconcilerInput(
+            interval_seconds=settings.reconcile_interval_seconds,
+            created_grace_seconds=settings.reconcile_created_grace_seconds,
+        ),
+        id=RECONCILER_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -51,3 +51,15 @@ class TransferRunResult:
 
 PERMANENT_RUN_ERROR = "PermanentRunError"
 TRANSIENT_RUN_ERROR = "TransientRunError"
+
+
+@dataclass(frozen=True)
+class ReconcileInput:
+    created_grace_seconds: float
+    closed_within_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    started: int
+    failed: int

@@ -7,7 +7,7 @@ status is never turned into another one.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
@@ -248,3 +248,17 @@ def add_run_counts(
             transfer_runs_cancelled=col(Backfill.transfer_runs_cancelled) + cancelled,
         )
     )
+
+
+def stale_created_backfills(
+    *, db: Database, older_than: datetime, limit: int = 100
+) -> list[Backfill]:
+    """CREATED backfills older than `older_than`: their workflow may never have started."""
+    with db.read() as session:
+        query = (
+            select(Backfill)
+            .where(Backfill.status == BackfillStatus.CREATED, Backfill.created_time < older_than)
+            .order_by(col(Backfill.id))
+            .limit(limit)
+        )
+        return list(session.exec(query))

@@ -50,44 +50,93 @@ def plan_runs(*, db: Database, backfill_id: int, first: date, last: date) -> int
     Rows planned after the backfill was cancelled are created CANCELLED, so every date of a
     backfill ends with exactly one run record whatever the timing.
     """
-    now = utcnow()
     with db.write() as session:
         backfill = session.get(Backfill, backfill_id, with_for_update=True)
         if backfill is None:
             raise NotFoundError(f"backfill {backfill_id} not found")
-        existing = set(
-            session.exec(
-                select(col(TransferRun.data_date)).where(
-                    TransferRun.backfill_id == backfill_id,
-                    TransferRun.data_date >= first,
-                    TransferRun.data_date <= last,
-                )
+        if backfill.status == BackfillStatus.CANCELLED:
+            return _add_missing_runs(
+                session, backfill, first, last, RunStatus.CANCELLED, "cancelled"
             )
-        )
-        cancelled = backfill.status == BackfillStatus.CANCELLED
-        status = RunStatus.CANCELLED if cancelled else RunStatus.CREATED
-        new_dates = [d for d in _dates(first, last) if d not in existing]
-        session.add_all(
-            TransferRun(
-                team_id=backfill.team_id,
-                transfer_id=backfill.transfer_id,
-                backfill_id=backfill_id,
-                type=RunType.BACKFILL,
-                data_date=d,
-                status=status,
-                created_time=now,
-                ended_time=now if cancelled else None,
-                message="cancelled" if cancelled else "",
+        return _add_missing_runs(session, backfill, first, last, RunStatus.CREATED, "")
+
+
+def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> bool:
+    """Close a backfill whose workflow ended without closing it (terminated by an operator,
+    timed out): every run not yet ended, planned or not, fails with `reason`, so the
+    error_report says what happened. False when the record was already FAILED or final.
+    """
+    now = utcnow()
+    with db.write() as session:
+        backfill = session.get(Backfill, backfill_id, with_for_update=True)
+        abandonable = (BackfillStatus.CREATED, BackfillStatus.SCHEDULED, BackfillStatus.RUNNING)
+        if backfill is None or backfill.status not in abandonable:
+            return False
+        unfinished: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+            update(TransferRun)
+            .where(
+                col(TransferRun.backfill_id) == backfill_id,
+                col(TransferRun.status).in_((*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING)),
             )
-            for d in new_dates
+            .values(status=RunStatus.FAILED, ended_time=now, message=reason)
         )
-        add_run_counts(
+        add_run_counts(session, backfill_id, failed=unfinished.rowcount)
+        _add_missing_runs(
             session,
-            backfill_id,
-            created=len(new_dates),
-            cancelled=len(new_dates) if cancelled else 0,
+            backfill,
+            backfill.range_start_date,
+            backfill.range_end_date,
+            RunStatus.FAILED,
+            reason,
         )
-        return len(new_dates)
+        backfill.status = BackfillStatus.FAILED
+        backfill.end_time = now
+        return True
+
+
+def _add_missing_runs(
+    session: Session,
+    backfill: Backfill,
+    first: date,
+    last: date,
+    status: RunStatus,
+    message: str,
+) -> int:
+    assert backfill.id is not None
+    existing = set(
+        session.exec(
+            select(col(TransferRun.data_date)).where(
+                TransferRun.backfill_id == backfill.id,
+                TransferRun.data_date >= first,
+                TransferRun.data_date <= last,
+            )
+        )
+    )
+    now = utcnow()
+    ended = status != RunStatus.CREATED
+    new_dates = [d for d in _dates(first, last) if d not in existing]
+    session.add_all(
+        TransferRun(
+            team_id=backfill.team_id,
+            transfer_id=backfill.transfer_id,
+            backfill_id=backfill.id,
+            type=RunType.BACKFILL,
+            data_date=d,
+            status=status,
+            created_time=now,
+            ended_time=now if ended else None,
+            message=message,
+        )
+        for d in new_dates
+    )
+    add_run_counts(
+        session,
+        backfill.id,
+        created=len(new_dates),
+        cancelled=len(new_dates) if status == RunStatus.CANCELLED else 0,
+        failed=len(new_dates) if status == RunStatus.FAILED else 0,
+    )
+    return len(new_dates)
 
 
 def begin_run(

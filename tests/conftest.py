@@ -106,6 +106,7 @@ def stack(
         "BACKFILLS_RUN_RETRY_MAX_SECONDS": "0.5",
         "BACKFILLS_RUN_HEARTBEAT_TIMEOUT_SECONDS": "10",
         "BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS": "30",
+        "BACKFILLS_RECONCILE_INTERVAL_SECONDS": "1",
     }
     stack = Stack(
         database_url=database_url,

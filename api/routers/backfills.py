@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
     BackfillId,
@@ -61,6 +62,8 @@ async def create_backfill(
     )
     try:
         await start_backfill(temporal, settings, backfill, transfer)
+    except WorkflowAlreadyStartedError:
+        pass  # the reconciler got there first: the backfill runs
     except Exception as exc:
         log.warning("could not start the workflow of backfill %s: %s", backfill.id, exc)
         assert backfill.id is not None

@@ -1,0 +1,38 @@
+"""A singleton workflow that runs the reconcile activity on an interval, forever.
+
+Every worker asks for it at start-up; the fixed workflow id keeps it to one.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.inputs import ReconcileInput
+    from activities.reconcile import ReconcileActivities
+
+RECONCILER_ID = "backfills-reconciler"
+
+
+@dataclass(frozen=True)
+class ReconcilerInput:
+    interval_seconds: float = 30.0
+    created_grace_seconds: float = 60.0
+    rounds_per_run: int = 500
+
+
+@workflow.defn(name="Reconciler")
+class ReconcilerWorkflow:
+    @workflow.run
+    async def run(self, input: ReconcilerInput) -> None:
+        for _ in range(input.rounds_per_run):
+            await workflow.execute_activity_method(
+                ReconcileActivities.reconcile,
+                ReconcileInput(created_grace_seconds=input.created_grace_seconds),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+            await workflow.sleep(timedelta(seconds=input.interval_seconds))
+        workflow.continue_as_new(input)
