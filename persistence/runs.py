@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, update
 from sqlmodel import Session, col, select
 
 from persistence.backfills import add_run_counts
@@ -148,29 +148,46 @@ def begin_run(
     attempt: int,
     external_id: str,
 ) -> StartedRun | None:
-    """Mark the run RUNNING; None when it must not run (cancelled, or already ended)."""
+    """Mark the run RUNNING; None when it must not run (cancelled, or already ended).
+
+    A retried attempt finds its run RUNNING already and goes on. The backfill row is only
+    touched (and so locked) while it is still SCHEDULED, before the run: the same order as
+    cancel_backfill takes them in, so the two cannot deadlock on PostgreSQL.
+    """
     now = utcnow()
+    where = (col(TransferRun.backfill_id) == backfill_id, col(TransferRun.data_date) == data_date)
+    returning = (col(TransferRun.id), col(TransferRun.transfer_id))
     with db.write() as session:
-        _lock_backfill(session, backfill_id)
-        run = _run_of(session, backfill_id, data_date, lock=True)
-        if run.status in NOT_STARTED_RUN_STATUSES:
-            run.queued_time = queued_time
-            run.started_time = now
-            run.status = RunStatus.RUNNING
-            session.execute(
-                update(Backfill)
-                .where(
-                    col(Backfill.id) == backfill_id,
-                    col(Backfill.status).in_((BackfillStatus.CREATED, BackfillStatus.SCHEDULED)),
-                )
-                .values(status=BackfillStatus.RUNNING, start_time=now)
+        session.execute(
+            update(Backfill)
+            .where(
+                col(Backfill.id) == backfill_id,
+                col(Backfill.status).in_((BackfillStatus.CREATED, BackfillStatus.SCHEDULED)),
             )
-        elif run.status != RunStatus.RUNNING:
+            .values(status=BackfillStatus.RUNNING, start_time=now)
+        )
+        started = session.execute(
+            update(TransferRun)
+            .where(*where, col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES))
+            .values(
+                status=RunStatus.RUNNING,
+                queued_time=queued_time,
+                started_time=now,
+                attempts=attempt,
+                external_id=external_id,
+            )
+            .returning(*returning)
+        ).first()
+        if started is None:
+            started = session.execute(
+                update(TransferRun)
+                .where(*where, col(TransferRun.status) == RunStatus.RUNNING)
+                .values(attempts=attempt, external_id=external_id)
+                .returning(*returning)
+            ).first()
+        if started is None:
             return None
-        run.attempts = attempt
-        run.external_id = external_id
-        assert run.id is not None
-        return StartedRun(run_id=run.id, transfer_id=run.transfer_id, attempt=attempt)
+        return StartedRun(run_id=started[0], transfer_id=started[1], attempt=attempt)
 
 
 def complete_run(
@@ -178,8 +195,8 @@ def complete_run(
 ) -> bool:
     """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING."""
     return _end_run(
-        run_id=run_id,
         db=db,
+        where=(col(TransferRun.id) == run_id,),
         status=RunStatus.COMPLETED,
         allowed=(RunStatus.RUNNING,),
         total_rows=total_rows,
@@ -190,12 +207,12 @@ def complete_run(
 
 def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
     """Any unfinished state -> FAILED, counted once; False if the run had already ended."""
-    with db.read() as session:
-        run = _run_of(session, backfill_id, data_date)
-    assert run.id is not None
     return _end_run(
         db=db,
-        run_id=run.id,
+        where=(
+            col(TransferRun.backfill_id) == backfill_id,
+            col(TransferRun.data_date) == data_date,
+        ),
         status=RunStatus.FAILED,
         allowed=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
         message=message,
@@ -253,47 +270,24 @@ def list_runs(
 def _end_run(
     *,
     db: Database,
-    run_id: int,
+    where: tuple[ColumnElement[bool], ...],
     status: RunStatus,
     allowed: tuple[RunStatus, ...],
     **values: Any,
 ) -> bool:
+    """End the run if it is in an `allowed` state, and count it on its backfill, at once."""
     with db.write() as session:
-        backfill_id = session.exec(
-            select(col(TransferRun.backfill_id)).where(col(TransferRun.id) == run_id)
-        ).first()
-        if backfill_id is not None:
-            _lock_backfill(session, backfill_id)
-        result: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+        ended = session.execute(
             update(TransferRun)
-            .where(col(TransferRun.id) == run_id, col(TransferRun.status).in_(allowed))
+            .where(*where, col(TransferRun.status).in_(allowed))
             .values(status=status, ended_time=utcnow(), **values)
-        )
-        if result.rowcount != 1:
+            .returning(col(TransferRun.backfill_id))
+        ).first()
+        if ended is None or ended[0] is None:
             return False
-        run = session.get(TransferRun, run_id)
-        assert run is not None and run.backfill_id is not None
         done = status == RunStatus.COMPLETED
-        add_run_counts(session, run.backfill_id, completed=int(done), failed=int(not done))
+        add_run_counts(session, ended[0], completed=int(done), failed=int(not done))
         return True
-
-
-def _lock_backfill(session: Session, backfill_id: int) -> None:
-    """Lock the backfill row before any of its runs: the order cancel_backfill and plan_runs
-    take them in too, so a run transition racing a cancel cannot deadlock on PostgreSQL."""
-    session.exec(select(Backfill.id).where(Backfill.id == backfill_id).with_for_update()).first()
-
-
-def _run_of(
-    session: Session, backfill_id: int, data_date: date, *, lock: bool = False
-) -> TransferRun:
-    query = select(TransferRun).where(
-        TransferRun.backfill_id == backfill_id, TransferRun.data_date == data_date
-    )
-    run = session.exec(query.with_for_update() if lock else query).first()
-    if run is None:
-        raise NotFoundError(f"no run of backfill {backfill_id} for {data_date}")
-    return run
 
 
 def _dates(first: date, last: date) -> list[date]:

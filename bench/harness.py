@@ -1,0 +1,122 @@
+"""What the benchmarks share: a Temporal dev server, a migrated database, worker processes.
+
+Everything runs on this machine, on loopback, and stops by itself.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from cli.devserver import free_port, start_dev_server, wait_for_port
+from config import Settings
+from persistence import accounts, backfills, transfers
+from persistence.db import Database
+from persistence.migrate import upgrade
+from persistence.models import Backfill, Role, Scope, Transfer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    root: Path
+    env: dict[str, str]
+    db: Database
+
+    def spawn(self, *args: str, log: str, **env: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO,
+            env={**self.env, **env},
+            stdout=(self.root / log).open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+
+@contextmanager
+def bench_environment(database_url: str | None = None) -> Iterator[Bench]:
+    """A Temporal dev server in memory and a fresh database (SQLite unless given)."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        root = Path(tmp)
+        port = free_port()
+        server = start_dev_server(
+            port=port, ui_port=None, namespaces=[], db_file=None, log_file=root / "temporal.log"
+        )
+        try:
+            wait_for_port("127.0.0.1", port, timeout=60, process=server)
+            url = database_url or f"sqlite:///{root / 'backfills.db'}"
+            upgrade(url)
+            settings = Settings(
+                data_dir=root / "data",
+                database_url=url,
+                temporal_address=f"127.0.0.1:{port}",
+                task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+                max_range_days=100_000,
+            )
+            env = {
+                **os.environ,
+                "BACKFILLS_DATA_DIR": str(settings.data_dir),
+                "BACKFILLS_DATABASE_URL": url,
+                "BACKFILLS_TEMPORAL_ADDRESS": settings.temporal_address,
+                "BACKFILLS_TASK_QUEUE": settings.task_queue,
+                "BACKFILLS_MAX_RANGE_DAYS": "100000",
+            }
+            yield Bench(settings=settings, root=root, env=env, db=Database(url))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def make_transfer(bench: Bench, *, max_concurrent_runs: int, **source: object) -> Transfer:
+    team_id = accounts.create_team(db=bench.db, name="bench")
+    user_id = accounts.create_user(
+        db=bench.db, email=f"{uuid.uuid4().hex[:8]}@bench.test", team_id=team_id, role=Role.OWNER
+    )
+    return transfers.create_transfer(
+        db=bench.db,
+        team_id=team_id,
+        user_id=user_id,
+        display_name="bench",
+        source={"type": "demo", **source},
+        destination={"type": "sqlite"},
+        max_concurrent_runs=max_concurrent_runs,
+    )
+
+
+def make_backfill(bench: Bench, transfer: Transfer, first: date, last: date) -> Backfill:
+    assert transfer.id is not None
+    return backfills.create_backfill(
+        db=bench.db,
+        team_id=transfer.team_id,
+        transfer_id=transfer.id,
+        user_id=transfer.created_user_id,
+        range_start=first,
+        range_end=last,
+    )
+
+
+def token_for(bench: Bench, transfer: Transfer) -> str:
+    return accounts.create_token(db=bench.db, user_id=transfer.created_user_id, scopes=list(Scope))
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(samples: list[float]) -> str:
+    ms = [s * 1000 for s in samples]
+    return (
+        f"n={len(ms)} p50={percentile(ms, 50):.1f}ms p99={percentile(ms, 99):.1f}ms "
+        f"mean={statistics.fmean(ms):.1f}ms max={max(ms):.1f}ms"
+    )
