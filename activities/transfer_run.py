@@ -2,7 +2,7 @@
 
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from temporalio import activity
@@ -46,7 +46,6 @@ class TransferRunActivities:
         )
         if started is None:
             return TransferRunResult(outcome=RunOutcome.SKIPPED)
-        activity.heartbeat()
         attempt_started = time.monotonic()
         try:
             rows, details = self._move(input)
@@ -77,13 +76,14 @@ class TransferRunActivities:
             activity.heartbeat()
             rows = destination.replace_partition(input.data_date, extract.records, context)
         except ConnectorError as exc:
-            raise type(exc)(redact(str(exc)), query_details=exc.query_details) from None
+            details = _redacted(exc.query_details, redact) if exc.query_details else None
+            raise type(exc)(redact(str(exc)), query_details=details) from None
         except InvalidConnectorSpec as exc:
             raise PermanentError(redact(f"invalid transfer configuration: {exc}")) from None
         except Exception as exc:
             activity.logger.warning("unexpected %s in a transfer run", exc.__class__.__name__)
             raise TransientError(redact(f"{exc.__class__.__name__}: {exc}")) from None
-        return rows, [asdict(detail) for detail in extract.query_details]
+        return rows, [asdict(detail) for detail in _redacted(extract.query_details, redact)]
 
     def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [
@@ -95,3 +95,13 @@ class TransferRunActivities:
             message=str(error),
             query_details=[asdict(detail) for detail in details],
         )
+
+
+def _redacted(details: list[QueryDetail], redact: Redactor) -> list[QueryDetail]:
+    """Query details as shown to users: their error texts redacted like the run's message."""
+    return [
+        replace(detail, error_description=redact(detail.error_description))
+        if detail.error_description
+        else detail
+        for detail in details
+    ]

@@ -5,8 +5,9 @@ check-then-insert (the overlap check on create) is serialized across processes e
 row lock serializes it on PostgreSQL.
 """
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+@lru_cache(maxsize=16)
+def _writer_lock(url: str) -> threading.Lock:
+    return threading.Lock()
+
+
 class Database:
     """The service database. Every persistence function takes one and owns its transaction."""
 
@@ -69,6 +75,9 @@ class Database:
         self.url = normalize_url(url)
         self.engine = get_engine(self.url)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self._writer_turn: AbstractContextManager[object] = (
+            _writer_lock(self.url) if is_sqlite(self.url) else nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,8 +90,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any error."""
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+        """A transaction that commits on success and rolls back on any error.
+
+        On SQLite, the threads of one process take turns on a lock before `BEGIN IMMEDIATE`:
+        SQLite would make them poll for its write lock with sleeps instead.
+        """
+        with (
+            self._writer_turn,
+            Session(self._write_engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     def ping(self) -> bool:
