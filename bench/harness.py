@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,3 +121,39 @@ def summary_ms(samples: list[float]) -> str:
         f"n={len(ms)} p50={percentile(ms, 50):.1f}ms p99={percentile(ms, 99):.1f}ms "
         f"mean={statistics.fmean(ms):.1f}ms max={max(ms):.1f}ms"
     )
+
+
+def start_api(bench: Bench) -> tuple[subprocess.Popen[bytes], str]:
+    """The API as a process on a free port; returns it and its /v1 base URL."""
+    import httpx
+
+    port = free_port()
+    process = bench.spawn(
+        "-m",
+        "cli.main",
+        "api",
+        log="api.log",
+        BACKFILLS_API_PORT=str(port),
+        BACKFILLS_RATE_LIMIT_PER_MINUTE="100000000",
+        BACKFILLS_RATE_LIMIT_BURST="100000000",
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                return process, base + "/v1"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the API did not become ready")
+
+
+def stop_all(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()

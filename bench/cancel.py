@@ -1,0 +1,79 @@
+"""bench/cancel: PATCH cancel latency on running backfills, and the time until each
+workflow has drained (its in-flight runs finished and it closed).
+
+    .venv/bin/python -m bench.cancel [--backfills 40] [--latency-ms 1000]
+"""
+
+import argparse
+import asyncio
+import time
+from datetime import date, timedelta
+
+import httpx
+
+from bench.harness import (
+    bench_environment,
+    make_transfer,
+    start_api,
+    stop_all,
+    summary_ms,
+    token_for,
+)
+from workflows.backfill import BackfillWorkflow
+from workflows.client import connect, workflow_id
+
+
+async def run(backfill_count: int, latency_ms: int) -> None:
+    with bench_environment() as bench:
+        worker = bench.spawn("-m", "cli.main", "worker", log="worker.log")
+        api, base = start_api(bench)
+        try:
+            client = await connect(bench.settings)
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                created = []
+                for index in range(backfill_count):
+                    transfer = make_transfer(bench, max_concurrent_runs=2, latency_ms=latency_ms)
+                    headers = {"Authorization": f"Bearer {token_for(bench, transfer)}"}
+                    first = date(2000, 1, 1) + timedelta(days=index)
+                    response = await http.post(
+                        f"/teams/{transfer.team_id}/transfers/{transfer.id}/backfills",
+                        json={"range_start": str(first), "range_end": str(first + timedelta(29))},
+                        headers=headers,
+                    )
+                    response.raise_for_status()
+                    created.append((transfer.team_id, response.json()["data"], headers))
+                await asyncio.sleep(latency_ms / 1000 + 2)  # every backfill has runs in flight
+
+                patch_seconds, drain_seconds = [], []
+                for team_id, backfill, headers in created:
+                    backfill_id = backfill["transfer_backfill_id"]
+                    started = time.perf_counter()
+                    response = await http.patch(
+                        f"/teams/{team_id}/backfills/{backfill_id}",
+                        json={"status": "CANCELLED"},
+                        headers=headers,
+                    )
+                    patch_seconds.append(time.perf_counter() - started)
+                    assert response.status_code == 200, response.text
+                    handle = client.get_workflow_handle_for(
+                        BackfillWorkflow.run, workflow_id(backfill_id)
+                    )
+                    await handle.result()
+                    drain_seconds.append(time.perf_counter() - started)
+            print(f"backfills={backfill_count} demo latency={latency_ms}ms, 2 runs in flight each")
+            print(f"PATCH cancel latency: {summary_ms(patch_seconds)}  (target p99 <= 50 ms)")
+            print(f"cancel -> workflow drained and closed: {summary_ms(drain_seconds)}")
+        finally:
+            stop_all(api, worker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backfills", type=int, default=40)
+    parser.add_argument("--latency-ms", type=int, default=1000)
+    args = parser.parse_args()
+    asyncio.run(run(args.backfills, args.latency_ms))
+
+
+if __name__ == "__main__":
+    main()
