@@ -56,10 +56,8 @@ async def run(requests: int, concurrency: int, dates: int) -> None:
             async with httpx.AsyncClient(
                 base_url=base, headers=headers, timeout=30, limits=limits
             ) as http:
-                first, last = (
-                    date(2010, 1, 1),
-                    date(2010, 1, 1).fromordinal(date(2010, 1, 1).toordinal() + dates - 1),
-                )
+                first = date(2010, 1, 1)
+                last = first + timedelta(days=dates - 1)
                 created = await http.post(
                     f"/teams/{transfer.team_id}/transfers/{transfer.id}/backfills",
                     json={"range_start": str(first), "range_end": str(last)},
