@@ -7,12 +7,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.envelope import ERROR_CODES, ErrorBody, ErrorEnvelope, Meta
 from api.request_context import current_request_id
 from persistence.errors import InvalidStateError, NotFoundError, OverlapError
 
 log = logging.getLogger("backfills.api")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 class ApiError(Exception):
@@ -91,9 +93,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return error_response(ApiError(exc.status_code, message, headers=headers))
 
     @app.exception_handler(DBAPIError)
@@ -103,6 +107,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(service_unavailable("the database"))
         log.exception("database error")
         return error_response(ApiError(500, "internal server error"))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path supports, across all its routes (Starlette names only the first)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 def describe_validation(exc: RequestValidationError) -> str:

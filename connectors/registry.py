@@ -6,10 +6,20 @@ from pydantic import ValidationError
 
 from connectors.base import ConnectorOptions, DestinationOptions, SourceOptions
 from connectors.demo import DemoSourceOptions
+from connectors.http import HttpSourceOptions
+from connectors.postgresql import PostgresqlDestinationOptions
+from connectors.sql import SqlSourceOptions
 from connectors.sqlite import SqliteDestinationOptions
 
-SOURCE_TYPES: dict[str, type[SourceOptions]] = {"demo": DemoSourceOptions}
-DESTINATION_TYPES: dict[str, type[DestinationOptions]] = {"sqlite": SqliteDestinationOptions}
+SOURCE_TYPES: dict[str, type[SourceOptions]] = {
+    "demo": DemoSourceOptions,
+    "http": HttpSourceOptions,
+    "sql": SqlSourceOptions,
+}
+DESTINATION_TYPES: dict[str, type[DestinationOptions]] = {
+    "sqlite": SqliteDestinationOptions,
+    "postgresql": PostgresqlDestinationOptions,
+}
 
 OptionsT = TypeVar("OptionsT", bound=ConnectorOptions)
 
@@ -36,6 +46,7 @@ def _parse(kind: str, spec: dict[str, Any], registry: dict[str, type[OptionsT]])
         return options_model.model_validate(spec)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{kind}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join([kind, *(str(p) for p in err['loc'])])}: {err['msg']}"
+            for err in exc.errors()
         )
         raise InvalidConnectorSpec(problems) from None

@@ -106,6 +106,8 @@ def stack(
         "BACKFILLS_RUN_RETRY_MAX_SECONDS": "0.5",
         "BACKFILLS_RUN_HEARTBEAT_TIMEOUT_SECONDS": "10",
         "BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS": "30",
+        # a secret for ${NAME} tests (tests/api/test_sql_transfers.py); trust auth ignores it
+        "BACKFILLS_TEST_PG_PASSWORD": "pg-secret-4b1d",
         "BACKFILLS_RECONCILE_INTERVAL_SECONDS": "1",
     }
     stack = Stack(

@@ -29,6 +29,23 @@ from workflows.client import signal_cancel, start_backfill
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
 
+# OpenAPI links: what a client (or a stateful test) can do next with the created backfill.
+_THE_NEW_BACKFILL = {
+    "team_id": "$request.path.team_id",
+    "backfill_id": "$response.body#/data/transfer_backfill_id",
+}
+_CREATED_BACKFILL_LINKS = {
+    "getBackfill": {"operationId": "getBackfill", "parameters": _THE_NEW_BACKFILL},
+    "cancelBackfill": {"operationId": "cancelBackfill", "parameters": _THE_NEW_BACKFILL},
+    "getLatestBackfill": {
+        "operationId": "getLatestBackfill",
+        "parameters": {
+            "team_id": "$request.path.team_id",
+            "transfer_id": "$response.body#/data/transfer_id",
+        },
+    },
+}
+
 
 @router.post(
     "/transfers/{transfer_id}/backfills",
@@ -36,7 +53,10 @@ router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
     summary="Create a backfill",
     description="Re-process every date of the range, one transfer run per date. Answers at "
     "once with the CREATED backfill; processing is asynchronous.",
-    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+    responses={
+        200: {"links": _CREATED_BACKFILL_LINKS},
+        **error_responses(400, 401, 403, 404, 422, 429, 503),
+    },
 )
 async def create_backfill(
     team_id: TeamId,

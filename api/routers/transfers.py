@@ -15,12 +15,25 @@ from persistence import transfers
 router = APIRouter(prefix="/teams/{team_id}/transfers", tags=["transfers"])
 OptionsT = TypeVar("OptionsT")
 
+# OpenAPI links: what a client (or a stateful test) can do next with the created transfer.
+_THE_NEW_TRANSFER = {
+    "team_id": "$request.path.team_id",
+    "transfer_id": "$response.body#/data/transfer_id",
+}
+_CREATED_TRANSFER_LINKS = {
+    operation: {"operationId": operation, "parameters": _THE_NEW_TRANSFER}
+    for operation in ("getTransfer", "deleteTransfer", "createBackfill", "listTransferRuns")
+}
+
 
 @router.post(
     "",
     operation_id="createTransfer",
     summary="Create a transfer",
-    responses=error_responses(400, 401, 403, 422, 429, 503),
+    responses={
+        200: {"links": _CREATED_TRANSFER_LINKS},
+        **error_responses(400, 401, 403, 422, 429, 503),
+    },
 )
 def create_transfer(
     team_id: TeamId,

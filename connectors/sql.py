@@ -1,0 +1,193 @@
+"""The `sql` source: the rows of one or more SQL queries, run with `:data_date` bound.
+
+Each query is one entry of the run's `query_details`; the rows of all queries are loaded
+together. The queries of a run share one connection and are never committed; on PostgreSQL
+they run in a read-only transaction, and a SQLite file is opened read-only.
+
+Values become what every destination can store: `Decimal` -> float, date/datetime/time ->
+ISO 8601 text, interval -> seconds (float), bytes -> hex text, JSON objects and arrays ->
+JSON text, anything else that is not a bool, int, float, str or NULL -> its text form.
+"""
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+from sqlalchemy import Connection, Date, bindparam, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOptions
+from connectors.errors import ConnectorError, PermanentError
+from connectors.secrets import REFERENCE, mask_url_passwords
+from connectors.sql_engine import engine_for
+from connectors.sql_errors import classify
+from persistence.db import normalize_url
+
+BIND = "data_date"
+HEARTBEAT_EVERY_ROWS = 5_000
+
+
+def _binds_data_date(sql: str) -> str:
+    binds = set(text(sql).compile().params)
+    if BIND not in binds:
+        raise ValueError(
+            "must use the :data_date bind parameter (e.g. WHERE day = :data_date; "
+            "write CAST(:data_date AS DATE) rather than :data_date::date)"
+        )
+    if others := sorted(binds - {BIND}):
+        raise ValueError(
+            f"has bind parameters other than :data_date ({', '.join(':' + b for b in others)}); "
+            "write a literal colon before a word as \\:"
+        )
+    return sql
+
+
+Query = Annotated[str, Field(min_length=1), AfterValidator(_binds_data_date)]
+
+
+class SqlSourceOptions(SourceOptions):
+    type: Literal["sql"] = "sql"
+    url: str = Field(min_length=1, description="A SQLAlchemy URL; may hold `${NAME}` references.")
+    query: Query | None = Field(default=None, description="SQL with a :data_date bind.")
+    queries: list[Query] | None = Field(
+        default=None, min_length=1, max_length=100, description="Several such queries."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        try:
+            parsed = make_url(normalize_url(value))
+        except ArgumentError:
+            if REFERENCE.search(value):
+                return value  # e.g. the whole URL is `${NAME}`: checked when the run executes
+            raise ValueError(
+                "is not a SQLAlchemy URL (e.g. postgresql://user@host/db or "
+                "sqlite:////path/to/file.db)"
+            ) from None
+        try:
+            parsed.get_dialect()
+        except (ArgumentError, ImportError):
+            raise ValueError(f"names an unknown database dialect {parsed.drivername!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _query_or_queries(self) -> "SqlSourceOptions":
+        if (self.query is None) == (self.queries is None):
+            raise ValueError("give exactly one of `query` or `queries`")
+        return self
+
+    @property
+    def all_queries(self) -> list[str]:
+        return [self.query] if self.query is not None else list(self.queries or [])
+
+    def build(self) -> "SqlSource":
+        return SqlSource(self)
+
+
+class SqlSource:
+    def __init__(self, options: SqlSourceOptions) -> None:
+        self.options = options
+
+    def extract(self, data_date: date, context: RunContext) -> Extract:
+        queries = self.options.all_queries
+        labels = [
+            "sql source query" if len(queries) == 1 else f"sql source query {n} of {len(queries)}"
+            for n in range(1, len(queries) + 1)
+        ]
+        extract = Extract()
+        started = time.monotonic()
+        try:
+            engine = engine_for(self.options.url, read_only=True)
+            connection = engine.connect()
+        except (ArgumentError, ImportError) as exc:
+            raise _failed(
+                PermanentError(f"sql source: the URL cannot be used: {_first_line(exc)}"),
+                extract.query_details,
+                started,
+            ) from None
+        except SQLAlchemyError as exc:
+            raise _failed(classify(exc, "sql source: cannot connect"), [], started) from None
+        with connection:
+            if connection.dialect.name == "postgresql":
+                connection = connection.execution_options(postgresql_readonly=True)
+            for sql, label in zip(queries, labels, strict=True):
+                started = time.monotonic()
+                try:
+                    rows = _run(connection, sql, data_date, label, context)
+                except SQLAlchemyError as exc:
+                    raise _failed(classify(exc, label), extract.query_details, started) from None
+                except ConnectorError as exc:
+                    raise _failed(exc, extract.query_details, started) from None
+                extract.records.extend(rows)
+                extract.query_details.append(
+                    QueryDetail(status="SUCCESS", rows=len(rows), duration=_since(started))
+                )
+                context.heartbeat()
+            connection.rollback()
+        return extract
+
+
+def _run(
+    connection: Connection, sql: str, data_date: date, label: str, context: RunContext
+) -> list[Record]:
+    statement = text(sql).bindparams(bindparam(BIND, value=data_date, type_=Date()))
+    result = connection.execute(statement)
+    if not result.returns_rows:
+        raise PermanentError(f"{label}: returns no result set; it must be a query (SELECT ...)")
+    keys = list(result.keys())
+    repeated = sorted(name for name, count in Counter(keys).items() if count > 1)
+    if repeated:
+        result.close()
+        raise PermanentError(
+            f"{label}: more than one result column is named {', '.join(repeated)}; "
+            "give each column its own name (AS ...)"
+        )
+    records: list[Record] = []
+    for row in result:
+        records.append({key: storable(value) for key, value in zip(keys, row, strict=True)})
+        if len(records) % HEARTBEAT_EVERY_ROWS == 0:
+            context.heartbeat()
+    return records
+
+
+def storable(value: Any) -> Any:
+    """A database value as a bool, int, float, str or None (see the module's docstring)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _failed(error: ConnectorError, done: Sequence[QueryDetail], started: float) -> ConnectorError:
+    """`error` with the query details so far plus the failed query's, and no password."""
+    message = mask_url_passwords(str(error))
+    failed = QueryDetail(
+        status="FAILED", rows=0, duration=_since(started), error_description=message
+    )
+    return type(error)(message, query_details=[*done, failed])
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return mask_url_passwords(lines[0]) if lines else exc.__class__.__name__
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 6)
