@@ -21,12 +21,14 @@ from connectors.registry import InvalidConnectorSpec, parse_destination, parse_s
 from connectors.secrets import Redactor, resolve
 from persistence import runs, transfers
 from persistence.db import Database
+from persistence.models import Transfer
 
 
 class TransferRunActivities:
     def __init__(self, db: Database, data_dir: Path) -> None:
         self.db = db
         self.data_dir = data_dir
+        self._transfers: dict[int, Transfer] = {}
 
     @activity.defn(name="run_transfer")
     def run_transfer(self, input: TransferRunInput) -> TransferRunResult:
@@ -61,7 +63,7 @@ class TransferRunActivities:
 
     def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
         """Extract and load; every error leaves as a ConnectorError with secrets redacted."""
-        transfer = transfers.get_transfer_for_run(db=self.db, transfer_id=input.transfer_id)
+        transfer = self._transfer(input.transfer_id)
         redact = Redactor()
         try:
             source_spec, source_secrets = resolve(transfer.source, os.environ)
@@ -84,6 +86,17 @@ class TransferRunActivities:
             activity.logger.warning("unexpected %s in a transfer run", exc.__class__.__name__)
             raise TransientError(redact(f"{exc.__class__.__name__}: {exc}")) from None
         return rows, [asdict(detail) for detail in _redacted(extract.query_details, redact)]
+
+    def _transfer(self, transfer_id: int) -> Transfer:
+        """The transfer's configuration, read once per worker: a transfer never changes after
+        it is created (there is no update; removal keeps the record)."""
+        transfer = self._transfers.get(transfer_id)
+        if transfer is None:
+            transfer = transfers.get_transfer_for_run(db=self.db, transfer_id=transfer_id)
+            if len(self._transfers) >= 1024:
+                self._transfers.clear()
+            self._transfers[transfer_id] = transfer
+        return transfer
 
     def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [

@@ -56,7 +56,7 @@ from sqlalchemy.sql.elements import quoted_name
 from sqlalchemy.types import TypeEngine
 
 from connectors.base import Record
-from connectors.errors import PermanentError
+from connectors.errors import ConnectorError, PermanentError
 from connectors.sql_errors import classify
 
 INSERT_BATCH_ROWS = 5_000
@@ -117,13 +117,34 @@ def replace_partition(
     `schema`, when given, is created if missing. Raises PermanentError for a type conflict
     or an unusable record key, and the classified error for a database failure.
     """
+    cache_key = (engine.url.render_as_string(hide_password=True), schema, table_name)
+    knew_the_table = cache_key in _known_tables
+    try:
+        return _replace(engine, table_name, schema, data_date, records, heartbeat, cache_key)
+    except (ConnectorError, SQLAlchemyError):
+        if not knew_the_table:
+            raise
+    # What this process knew of the table may be stale (dropped or changed elsewhere):
+    # inspect it afresh, once.
+    return _replace(engine, table_name, schema, data_date, records, heartbeat, cache_key)
+
+
+def _replace(
+    engine: Engine,
+    table_name: str,
+    schema: str | None,
+    data_date: date,
+    records: list[Record],
+    heartbeat: Callable[[], None] | None,
+    cache_key: "_TableKey",
+) -> int:
     label = f"{schema}.{table_name}" if schema else table_name
     try:
-        if schema is not None:
+        if schema is not None and cache_key not in _known_tables:
             _ensure_schema(engine, schema)
         with engine.begin() as connection:
             _lock_table(connection, label)
-            table = _prepare_table(connection, table_name, schema, records, label)
+            table = _prepare_table(connection, table_name, schema, records, label, cache_key)
             rows = _rows(connection, table, records, data_date, label)
             connection.execute(delete(table).where(table.c.data_date == data_date))
             for start in range(0, len(rows), INSERT_BATCH_ROWS):
@@ -131,7 +152,11 @@ def replace_partition(
                 if heartbeat is not None:
                     heartbeat()
     except SQLAlchemyError as exc:
+        _known_tables.pop(cache_key, None)
         raise classify(exc, f"destination table {label}") from None
+    except PermanentError:
+        _known_tables.pop(cache_key, None)
+        raise
     return len(rows)
 
 
@@ -170,16 +195,42 @@ def _lock(connection: Connection, key: str) -> None:
         connection.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(key))))
 
 
+_TableKey = tuple[str, str | None, str]
+_known_tables: dict[_TableKey, tuple[Table, set[str]]] = {}
+"""Tables this process has prepared, with their column names: a load whose record keys all
+have columns skips inspecting the database (and reuses compiled statements). A column added
+meanwhile by another process only gets NULL from our records, which lack it; any error
+forgets the table, so the next load inspects it afresh."""
+
+
 def _prepare_table(
     connection: Connection,
     table_name: str,
     schema: str | None,
     records: list[Record],
     label: str,
+    cache_key: _TableKey,
 ) -> Table:
     """The table with a column for every record key: created or altered as needed, in the
     caller's transaction."""
     keys = _record_keys(records, label)
+    known = _known_tables.get(cache_key)
+    if known is not None and all(_normalized(key, connection) in known[1] for key in keys):
+        return known[0]
+    table = _inspect_or_create(connection, table_name, schema, records, label, keys)
+    case_insensitive = connection.dialect.name == "sqlite"
+    _known_tables[cache_key] = (table, _column_names(table, case_insensitive=case_insensitive))
+    return table
+
+
+def _inspect_or_create(
+    connection: Connection,
+    table_name: str,
+    schema: str | None,
+    records: list[Record],
+    label: str,
+    keys: list[str],
+) -> Table:
     metadata = MetaData()
     inspector = inspect(connection)
     if not inspector.has_table(table_name, schema=schema):

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
+from persistence import statements
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError, OverlapError
@@ -236,18 +237,17 @@ def add_run_counts(
     failed: int = 0,
     cancelled: int = 0,
 ) -> None:
-    if not (created or completed or failed or cancelled):
-        return
-    session.execute(
-        update(Backfill)
-        .where(col(Backfill.id) == backfill_id)
-        .values(
-            transfer_runs_created=col(Backfill.transfer_runs_created) + created,
-            transfer_runs_completed=col(Backfill.transfer_runs_completed) + completed,
-            transfer_runs_failed=col(Backfill.transfer_runs_failed) + failed,
-            transfer_runs_cancelled=col(Backfill.transfer_runs_cancelled) + cancelled,
+    if created or completed or failed or cancelled:
+        session.connection().execute(
+            statements.ADD_RUN_COUNTS,
+            statements.count_parameters(
+                backfill_id,
+                created=created,
+                completed=completed,
+                failed=failed,
+                cancelled=cancelled,
+            ),
         )
-    )
 
 
 def stale_created_backfills(

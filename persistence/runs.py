@@ -9,9 +9,10 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, update
+from sqlalchemy import CursorResult, Update, update
 from sqlmodel import Session, col, select
 
+from persistence import statements
 from persistence.backfills import add_run_counts
 from persistence.clock import utcnow
 from persistence.db import Database
@@ -154,37 +155,19 @@ def begin_run(
     touched (and so locked) while it is still SCHEDULED, before the run: the same order as
     cancel_backfill takes them in, so the two cannot deadlock on PostgreSQL.
     """
-    now = utcnow()
-    where = (col(TransferRun.backfill_id) == backfill_id, col(TransferRun.data_date) == data_date)
-    returning = (col(TransferRun.id), col(TransferRun.transfer_id))
-    with db.write() as session:
-        session.execute(
-            update(Backfill)
-            .where(
-                col(Backfill.id) == backfill_id,
-                col(Backfill.status).in_((BackfillStatus.CREATED, BackfillStatus.SCHEDULED)),
-            )
-            .values(status=BackfillStatus.RUNNING, start_time=now)
-        )
-        started = session.execute(
-            update(TransferRun)
-            .where(*where, col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES))
-            .values(
-                status=RunStatus.RUNNING,
-                queued_time=queued_time,
-                started_time=now,
-                attempts=attempt,
-                external_id=external_id,
-            )
-            .returning(*returning)
-        ).first()
+    parameters = {
+        "p_backfill_id": backfill_id,
+        "p_data_date": data_date,
+        "p_now": utcnow(),
+        "p_queued_time": queued_time,
+        "p_attempt": attempt,
+        "p_external_id": external_id,
+    }
+    with db.write_connection() as connection:
+        connection.execute(statements.MARK_BACKFILL_RUNNING, parameters)
+        started = connection.execute(statements.START_RUN, parameters).first()
         if started is None:
-            started = session.execute(
-                update(TransferRun)
-                .where(*where, col(TransferRun.status) == RunStatus.RUNNING)
-                .values(attempts=attempt, external_id=external_id)
-                .returning(*returning)
-            ).first()
+            started = connection.execute(statements.RETRY_RUN, parameters).first()
         if started is None:
             return None
         return StartedRun(run_id=started[0], transfer_id=started[1], attempt=attempt)
@@ -194,29 +177,24 @@ def complete_run(
     *, db: Database, run_id: int, total_rows: int, query_details: list[dict[str, Any]]
 ) -> bool:
     """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING."""
-    return _end_run(
-        db=db,
-        where=(col(TransferRun.id) == run_id,),
-        status=RunStatus.COMPLETED,
-        allowed=(RunStatus.RUNNING,),
-        total_rows=total_rows,
-        query_details=query_details,
-        message="",
-    )
+    parameters = {
+        "p_run_id": run_id,
+        "p_now": utcnow(),
+        "p_total_rows": total_rows,
+        "p_query_details": query_details,
+    }
+    return _end_run(db, statements.COMPLETE_RUN, parameters, completed=1)
 
 
 def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
     """Any unfinished state -> FAILED, counted once; False if the run had already ended."""
-    return _end_run(
-        db=db,
-        where=(
-            col(TransferRun.backfill_id) == backfill_id,
-            col(TransferRun.data_date) == data_date,
-        ),
-        status=RunStatus.FAILED,
-        allowed=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
-        message=message,
-    )
+    parameters = {
+        "p_backfill_id": backfill_id,
+        "p_data_date": data_date,
+        "p_now": utcnow(),
+        "p_message": message,
+    }
+    return _end_run(db, statements.FAIL_RUN, parameters, failed=1)
 
 
 def record_attempt_error(
@@ -268,25 +246,22 @@ def list_runs(
 
 
 def _end_run(
-    *,
     db: Database,
-    where: tuple[ColumnElement[bool], ...],
-    status: RunStatus,
-    allowed: tuple[RunStatus, ...],
-    **values: Any,
+    statement: Update,
+    parameters: dict[str, Any],
+    *,
+    completed: int = 0,
+    failed: int = 0,
 ) -> bool:
-    """End the run if it is in an `allowed` state, and count it on its backfill, at once."""
-    with db.write() as session:
-        ended = session.execute(
-            update(TransferRun)
-            .where(*where, col(TransferRun.status).in_(allowed))
-            .values(status=status, ended_time=utcnow(), **values)
-            .returning(col(TransferRun.backfill_id))
-        ).first()
+    """End the run with `statement` (guarded by the run's state) and count it, at once."""
+    with db.write_connection() as connection:
+        ended = connection.execute(statement, parameters).first()
         if ended is None or ended[0] is None:
             return False
-        done = status == RunStatus.COMPLETED
-        add_run_counts(session, ended[0], completed=int(done), failed=int(not done))
+        connection.execute(
+            statements.ADD_RUN_COUNTS,
+            statements.count_parameters(ended[0], completed=completed, failed=failed),
+        )
         return True
 
 

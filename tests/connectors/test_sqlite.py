@@ -186,3 +186,14 @@ def test_paths_outside_the_data_dir_are_rejected(path: str) -> None:
         parse_destination({"type": "sqlite", "path": path})
 
     assert "destination.path" in str(raised.value)
+
+
+def test_a_table_dropped_behind_the_workers_back_is_created_again(tmp_path: Path) -> None:
+    sink = destination()
+    sink.replace_partition(DAY, demo_rows(DAY, 3), context(tmp_path))
+    with sqlite3.connect(tmp_path / "out/ads.db") as connection:
+        connection.execute('DROP TABLE "ads"')
+
+    assert sink.replace_partition(OTHER_DAY, demo_rows(OTHER_DAY, 4), context(tmp_path)) == 4
+
+    assert len(rows_of(tmp_path / "out/ads.db", "ads")) == 4

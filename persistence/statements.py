@@ -1,0 +1,106 @@
+"""Prebuilt Core statements for the per-run hot path (a run starting, a run ending).
+
+Built once with bind parameters (named `p_*`: a bind may not share a column's name in an
+UPDATE) and run on a bare Connection: no ORM unit of work and no
+expression building per call, so a transition costs one compiled-cache hit per statement.
+"""
+
+from typing import Any
+
+from sqlalchemy import Table, bindparam, update
+
+from persistence.models import (
+    NOT_STARTED_RUN_STATUSES,
+    Backfill,
+    BackfillStatus,
+    RunStatus,
+    TransferRun,
+)
+
+runs_table: Table = TransferRun.__table__  # type: ignore[attr-defined]
+backfills_table: Table = Backfill.__table__  # type: ignore[attr-defined]
+_runs, _backfills = runs_table.c, backfills_table.c
+
+MARK_BACKFILL_RUNNING = (
+    update(backfills_table)
+    .where(
+        _backfills.id == bindparam("p_backfill_id"),
+        _backfills.status.in_((BackfillStatus.CREATED, BackfillStatus.SCHEDULED)),
+    )
+    .values(status=BackfillStatus.RUNNING, start_time=bindparam("p_now"))
+)
+
+START_RUN = (
+    update(runs_table)
+    .where(
+        _runs.backfill_id == bindparam("p_backfill_id"),
+        _runs.data_date == bindparam("p_data_date"),
+        _runs.status.in_(NOT_STARTED_RUN_STATUSES),
+    )
+    .values(
+        status=RunStatus.RUNNING,
+        queued_time=bindparam("p_queued_time"),
+        started_time=bindparam("p_now"),
+        attempts=bindparam("p_attempt"),
+        external_id=bindparam("p_external_id"),
+    )
+    .returning(_runs.id, _runs.transfer_id)
+)
+
+RETRY_RUN = (
+    update(runs_table)
+    .where(
+        _runs.backfill_id == bindparam("p_backfill_id"),
+        _runs.data_date == bindparam("p_data_date"),
+        _runs.status == RunStatus.RUNNING,
+    )
+    .values(attempts=bindparam("p_attempt"), external_id=bindparam("p_external_id"))
+    .returning(_runs.id, _runs.transfer_id)
+)
+
+COMPLETE_RUN = (
+    update(runs_table)
+    .where(_runs.id == bindparam("p_run_id"), _runs.status == RunStatus.RUNNING)
+    .values(
+        status=RunStatus.COMPLETED,
+        ended_time=bindparam("p_now"),
+        total_rows=bindparam("p_total_rows"),
+        query_details=bindparam("p_query_details", type_=_runs.query_details.type),
+        message="",
+    )
+    .returning(_runs.backfill_id)
+)
+
+FAIL_RUN = (
+    update(runs_table)
+    .where(
+        _runs.backfill_id == bindparam("p_backfill_id"),
+        _runs.data_date == bindparam("p_data_date"),
+        _runs.status.in_((*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING)),
+    )
+    .values(status=RunStatus.FAILED, ended_time=bindparam("p_now"), message=bindparam("p_message"))
+    .returning(_runs.backfill_id)
+)
+
+ADD_RUN_COUNTS = (
+    update(backfills_table)
+    .where(_backfills.id == bindparam("p_backfill_id"))
+    .values(
+        transfer_runs_created=_backfills.transfer_runs_created + bindparam("p_created"),
+        transfer_runs_completed=_backfills.transfer_runs_completed + bindparam("p_completed"),
+        transfer_runs_failed=_backfills.transfer_runs_failed + bindparam("p_failed"),
+        transfer_runs_cancelled=_backfills.transfer_runs_cancelled + bindparam("p_cancelled"),
+    )
+)
+
+
+def count_parameters(
+    backfill_id: int, *, created: int = 0, completed: int = 0, failed: int = 0, cancelled: int = 0
+) -> dict[str, Any]:
+    return {
+        "p_backfill_id": backfill_id,
+        "p_created": created,
+        "p_completed": completed,
+        "p_failed": failed,
+        "p_cancelled": cancelled,
+    }
