@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as `Annotated` aliases."""
+"""Dependencies of the routes, as `Annotated` aliases.
+
+The ones without I/O are `async def`, so FastAPI runs them on the event loop instead of
+sending each to the thread pool; the token lookup does I/O and stays a plain `def`.
+"""
 
 from typing import Annotated
 
@@ -17,12 +21,12 @@ from persistence.models import Scope
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _db(request: Request) -> Database:
+async def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
@@ -71,11 +75,11 @@ def _authorize(caller: Caller, team_id: int, scope: Scope, permission: str) -> C
     return caller
 
 
-def _read_access(team_id: TeamId, caller: CallerDep) -> Caller:
+async def _read_access(team_id: TeamId, caller: CallerDep) -> Caller:
     return _authorize(caller, team_id, Scope.READ, accounts.VIEW)
 
 
-def _write_access(team_id: TeamId, caller: CallerDep) -> Caller:
+async def _write_access(team_id: TeamId, caller: CallerDep) -> Caller:
     return _authorize(caller, team_id, Scope.WRITE, accounts.EDIT)
 
 

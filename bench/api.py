@@ -1,6 +1,6 @@
 """bench/api: GET backfill and list-runs latency and throughput under concurrent load.
 
-.venv/bin/python -m bench.api [--requests 2000] [--concurrency 16]
+.venv/bin/python -m bench.api [--requests 2000] [--concurrency 16] [--database-url URL]
 """
 
 import argparse
@@ -45,8 +45,8 @@ async def wait_completed(http: httpx.AsyncClient, path: str) -> None:
         status = (await http.get(path)).json()["data"]["status"]
 
 
-async def run(requests: int, concurrency: int, dates: int) -> None:
-    with bench_environment() as bench:
+async def run(requests: int, concurrency: int, dates: int, database_url: str | None) -> None:
+    with bench_environment(database_url) as bench:
         worker = bench.spawn("-m", "cli.main", "worker", log="worker.log")
         api, base = start_api(bench)
         try:
@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--dates", type=int, default=3650)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.concurrency, args.dates))
+    asyncio.run(run(args.requests, args.concurrency, args.dates, args.database_url))
 
 
 if __name__ == "__main__":

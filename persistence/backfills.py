@@ -151,13 +151,19 @@ def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[Ru
     return reports
 
 
-def cancel_backfill(*, db: Database, backfill_id: int, user_id: int | None) -> Backfill:
+def cancel_backfill(
+    *, db: Database, backfill_id: int, user_id: int | None, team_id: int | None = None
+) -> Backfill:
     """Cancel an incomplete backfill and every run of it not yet started, in one transaction.
 
-    Raises InvalidStateError when the backfill is already COMPLETED or CANCELLED.
+    Raises NotFoundError when it does not exist (in `team_id`, when given), and
+    InvalidStateError when it is already COMPLETED or CANCELLED.
     """
     now = utcnow()
     with db.write() as session:
+        backfill = session.get(Backfill, backfill_id)
+        if backfill is None or team_id not in (None, backfill.team_id):
+            raise NotFoundError("backfill not found")
         cancelled = _guarded_update(
             session,
             backfill_id,
@@ -168,9 +174,7 @@ def cancel_backfill(*, db: Database, backfill_id: int, user_id: int | None) -> B
             end_time=now,
         )
         if not cancelled:
-            backfill = session.get(Backfill, backfill_id)
-            if backfill is None:
-                raise NotFoundError("backfill not found")
+            session.refresh(backfill)
             raise InvalidStateError(f"the backfill is already {backfill.status}")
         runs: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
             update(TransferRun)

@@ -18,6 +18,7 @@ from workflows import search_attributes
 from workflows.backfill import BackfillWorkflow
 from workflows.inputs import BackfillInput, CancelRequest, RunPolicy
 
+RPC_TIMEOUT = timedelta(seconds=5)  # an API call waits no longer on an unreachable Temporal
 _INDEXED_TYPES = {
     "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -90,6 +91,7 @@ async def start_backfill(
         static_summary=f"Backfill {input.backfill_id}: transfer {input.transfer_id}, "
         f"{input.range_start} to {input.range_end}",
         task_timeout=timedelta(seconds=30),
+        rpc_timeout=RPC_TIMEOUT,
     )
 
 
@@ -97,7 +99,9 @@ async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -
     """Tell the workflow to stop; False when it has already closed (nothing left to stop)."""
     handle = client.get_workflow_handle(workflow_id(backfill_id))
     try:
-        await handle.signal(BackfillWorkflow.cancel, CancelRequest(user_id=user_id))
+        await handle.signal(
+            BackfillWorkflow.cancel, CancelRequest(user_id=user_id), rpc_timeout=RPC_TIMEOUT
+        )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False

@@ -1,10 +1,12 @@
 """Backfills: create, read, list the incomplete ones, cancel."""
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
@@ -150,18 +152,27 @@ async def cancel_backfill(
     db: DbDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
-    await run_in_threadpool(backfills.get_backfill, db=db, team_id=team_id, backfill_id=backfill_id)
     cancelled = await run_in_threadpool(
-        backfills.cancel_backfill, db=db, backfill_id=backfill_id, user_id=caller.user_id
+        backfills.cancel_backfill,
+        db=db,
+        backfill_id=backfill_id,
+        user_id=caller.user_id,
+        team_id=team_id,
     )
+    _, report = await asyncio.gather(
+        _signal_cancel(temporal, backfill_id, caller.user_id),
+        run_in_threadpool(_with_reports, db, [cancelled]),
+    )
+    return ok(report[0])
+
+
+async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> None:
     try:
-        await signal_cancel(temporal, backfill_id, caller.user_id)
+        await signal_cancel(temporal, backfill_id, user_id)
     except Exception as exc:
         # The record is cancelled and no run can start any more; the workflow only learns
         # of it later, when it finds its remaining runs cancelled.
         log.warning("could not signal the cancel of backfill %s: %s", backfill_id, exc)
-    report = await run_in_threadpool(_with_reports, db, [cancelled])
-    return ok(report[0])
 
 
 def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
@@ -178,5 +189,6 @@ def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
 
 
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
-    reports = backfills.error_reports(db=db, backfill_ids=[b.id for b in found if b.id])
+    with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
+    reports = backfills.error_reports(db=db, backfill_ids=with_failures)
     return [BackfillOut.of(b, reports.get(b.id or 0, [])) for b in found]
