@@ -6,14 +6,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from persistence import accounts
+from persistence import accounts, runs
 from persistence.db import Database
-from persistence.models import Role, Scope
+from persistence.models import Role, Scope, TransferRun
+from persistence.runs import RunSortField, SortDirection
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -29,6 +31,22 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: 
         time.sleep(interval)
         value = probe()
     return value
+
+
+def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:
+    """Every run of a transfer, by data_date, as the database holds them."""
+    return runs.list_runs(
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer_id,
+        start_date=date(1900, 1, 1),
+        end_date=date(2100, 1, 1),
+        issues_only=False,
+        sort_field=RunSortField.DATA_DATE,
+        sort_direction=SortDirection.ASC,
+        limit=10_000,
+        offset=0,
+    )
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

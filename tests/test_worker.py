@@ -11,26 +11,14 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.models import Backfill, BackfillStatus, RunStatus, TransferRun
-from persistence.runs import RunSortField, SortDirection
-from tests.support import Stack, Tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
 from workflows.client import start_backfill, workflow_id
 
 
 def runs_of(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:
-    return runs.list_runs(
-        db=stack.db,
-        team_id=tenant.team_id,
-        transfer_id=transfer_id,
-        start_date=date(1900, 1, 1),
-        end_date=date(2100, 1, 1),
-        issues_only=False,
-        sort_field=RunSortField.DATA_DATE,
-        sort_direction=SortDirection.ASC,
-        limit=10_000,
-        offset=0,
-    )
+    return all_runs(stack.db, tenant.team_id, transfer_id)
 
 
 def running(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:

@@ -15,11 +15,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.models import Backfill, BackfillStatus, RunStatus, Transfer, TransferRun
-from persistence.runs import RunSortField, SortDirection
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
 from workflows.backfill import BackfillWorkflow
 from workflows.client import start_backfill, workflow_id
 
@@ -109,18 +108,7 @@ class Scenario:
         return sizes
 
     def runs(self, backfill_id: int) -> dict[date, TransferRun]:
-        listed = runs.list_runs(
-            db=self.stack.db,
-            team_id=self.tenant.team_id,
-            transfer_id=self.transfer_id,
-            start_date=date(1900, 1, 1),
-            end_date=date(2100, 1, 1),
-            issues_only=False,
-            sort_field=RunSortField.DATA_DATE,
-            sort_direction=SortDirection.ASC,
-            limit=100,
-            offset=0,
-        )
+        listed = all_runs(self.stack.db, self.tenant.team_id, self.transfer_id)
         return {r.data_date: r for r in listed if r.backfill_id == backfill_id}
 
     def running(self, backfill_id: int) -> list[date]:

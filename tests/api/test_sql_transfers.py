@@ -14,10 +14,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from persistence import runs
-from persistence.runs import RunSortField, SortDirection
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant
+from tests.support import Stack, Tenant, all_runs
 
 DATES = ("2024-03-01", "2024-03-02", "2024-03-03")
 TIMEOUT = 120.0
@@ -229,18 +227,7 @@ def test_a_new_source_column_is_added_to_the_existing_table(
 
 
 def runs_in_db(stack: Stack, tenant: Tenant, transfer_id: int) -> list[Any]:
-    return runs.list_runs(
-        db=stack.db,
-        team_id=tenant.team_id,
-        transfer_id=transfer_id,
-        start_date=date(1900, 1, 1),
-        end_date=date(2100, 1, 1),
-        issues_only=False,
-        sort_field=RunSortField.DATA_DATE,
-        sort_direction=SortDirection.ASC,
-        limit=100,
-        offset=0,
-    )
+    return all_runs(stack.db, tenant.team_id, transfer_id)
 
 
 def test_a_source_sql_error_fails_every_run_at_once_with_a_clear_error_report(

@@ -20,8 +20,8 @@ from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
 from persistence.errors import InvalidStateError, OverlapError
 from persistence.models import Backfill, BackfillStatus, Role, RunStatus, TransferRun
-from persistence.runs import RunSortField, SortDirection, StartedRun
-from tests.support import Tenant
+from persistence.runs import StartedRun
+from tests.support import Tenant, all_runs
 
 T = TypeVar("T")
 RACERS = 30
@@ -51,18 +51,7 @@ class Owner:
         return backfills.get_backfill_by_id(db=self.db, backfill_id=backfill.id)
 
     def runs_of(self, backfill: Backfill) -> list[TransferRun]:
-        found = runs.list_runs(
-            db=self.db,
-            team_id=self.team_id,
-            transfer_id=self.transfer_id,
-            start_date=date(1900, 1, 1),
-            end_date=date(2100, 1, 1),
-            issues_only=False,
-            sort_field=RunSortField.DATA_DATE,
-            sort_direction=SortDirection.ASC,
-            limit=10_000,
-            offset=0,
-        )
+        found = all_runs(self.db, self.team_id, self.transfer_id)
         return [run for run in found if run.backfill_id == backfill.id]
 
 

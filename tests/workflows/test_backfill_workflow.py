@@ -11,11 +11,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.db import Database
 from persistence.models import RunStatus
-from persistence.runs import RunSortField, SortDirection
-from tests.support import Tenant
+from tests.support import Tenant, all_runs
 from tests.workflows.histories import record_history
 from workflows import search_attributes
 from workflows.backfill import BackfillWorkflow
@@ -163,20 +162,9 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     record = backfills.get_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
     assert (record.status, record.transfer_runs_completed) == ("COMPLETED", 20)
-    all_runs = runs.list_runs(
-        db=db,
-        team_id=tenant.team_id,
-        transfer_id=transfer_id,
-        start_date=date(2024, 7, 1),
-        end_date=date(2024, 7, 20),
-        issues_only=False,
-        sort_field=RunSortField.DATA_DATE,
-        sort_direction=SortDirection.ASC,
-        limit=100,
-        offset=0,
-    )
-    assert len(all_runs) == 20
-    assert {r.status for r in all_runs} == {RunStatus.COMPLETED}
+    stored = all_runs(db, tenant.team_id, transfer_id)
+    assert len(stored) == 20
+    assert {r.status for r in stored} == {RunStatus.COMPLETED}
 
 
 async def test_a_failed_run_is_reported_and_the_others_complete(
