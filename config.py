@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,11 @@ class Settings(BaseSettings):
 
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+
+    api_url: str = Field(
+        default="http://127.0.0.1:8000/v1", description="The API the client commands call."
+    )
+    token: str = Field(default="", description="The client commands' bearer token.")
 
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per token.")
     rate_limit_burst: int = Field(default=60, ge=1)
@@ -48,6 +54,24 @@ class Settings(BaseSettings):
 
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
+
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`json`: one JSON object per log line; `text`: plain lines."
+    )
+    log_level: str = "INFO"
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Where the worker's two metrics endpoints listen."
+    )
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="The worker's own /metrics; 0 disables it."
+    )
+    temporal_metrics_port: int = Field(
+        default=9465, ge=0, le=65535, description="Temporal SDK metrics of the worker; 0: off."
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP collector (e.g. http://collector:4318); empty: no tracing.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,6 +19,9 @@ from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import TransferRunActivities
 from config import Settings, get_settings
+from observability.logs import setup_logging
+from observability.tracing import setup_tracing
+from observability.worker_metrics import serve_worker_metrics, worker_runtime
 from persistence.db import Database
 from workflows.backfill import BackfillWorkflow
 from workflows.client import connect, ensure_search_attributes
@@ -29,9 +32,11 @@ log = logging.getLogger("backfills.worker")
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
-    client = await connect(settings)
+    setup_tracing(settings, service_name="backfills-worker")
+    client = await connect(settings, runtime=worker_runtime(settings))
     await ensure_search_attributes(client, settings.temporal_namespace)
     db = Database(settings.resolved_database_url)
+    serve_worker_metrics(settings, db)
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, settings.data_dir.resolve())
     reconciler = ReconcileActivities(db, client, settings)
@@ -77,8 +82,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    settings = get_settings()
+    setup_logging(settings)
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from temporalio import activity
 
 from activities.inputs import BackfillRef, CancelRecordInput, FailRunInput, PlanRunsInput
+from observability import worker_metrics as metrics
 from persistence import backfills, runs
 from persistence.db import Database
 from persistence.errors import InvalidStateError
@@ -36,12 +37,13 @@ class RecordActivities:
 
     @activity.defn(name="fail_run")
     def fail_run(self, input: FailRunInput) -> None:
-        runs.fail_run(
+        if runs.fail_run(
             db=self.db,
             backfill_id=input.backfill_id,
             data_date=input.data_date,
             message=input.message,
-        )
+        ):
+            metrics.RUNS_FAILED.inc()
 
     @activity.defn(name="finish_backfill")
     def finish_backfill(self, input: BackfillRef) -> str:

@@ -19,6 +19,7 @@ from connectors.base import QueryDetail, RunContext
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
 from connectors.secrets import Redactor, resolve
+from observability import worker_metrics as metrics
 from persistence import runs, transfers
 from persistence.db import Database
 from persistence.models import Transfer
@@ -48,17 +49,26 @@ class TransferRunActivities:
         )
         if started is None:
             return TransferRunResult(outcome=RunOutcome.SKIPPED)
+        if info.attempt == 1:
+            metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
         try:
             rows, details = self._move(input)
         except ConnectorError as exc:
-            self._record_failure(started.run_id, exc, time.monotonic() - attempt_started)
+            duration = time.monotonic() - attempt_started
+            metrics.RUN_DURATION.labels("failed").observe(duration)
+            metrics.RUN_ATTEMPT_FAILURES.labels("transient" if exc.retryable else "permanent").inc()
+            self._record_failure(started.run_id, exc, duration)
             raise ApplicationError(
                 str(exc),
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,
                 non_retryable=not exc.retryable,
             ) from None
-        runs.complete_run(db=self.db, run_id=started.run_id, total_rows=rows, query_details=details)
+        if runs.complete_run(
+            db=self.db, run_id=started.run_id, total_rows=rows, query_details=details
+        ):
+            metrics.RUNS_COMPLETED.inc()
+        metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
 
     def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:

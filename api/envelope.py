@@ -2,7 +2,7 @@
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.request_context import current_request_id
 
@@ -25,6 +25,17 @@ class ErrorBody(BaseModel):
 
 
 class ErrorEnvelope(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "meta": {"request_id": "6f1c2b0e9d6a4e0f8a2b1c3d4e5f6a7b"},
+                    "error": {"code": "NOT_FOUND", "message": "backfill not found"},
+                }
+            ]
+        }
+    )
+
     meta: Meta
     error: ErrorBody
 
@@ -59,9 +70,49 @@ _DESCRIPTIONS = {
 }
 
 
+# One example error per status (two for 422), as a client would see them.
+_EXAMPLES: dict[int, list[tuple[str, str, str | None]]] = {
+    400: [
+        (
+            "BAD_REQUEST",
+            "the request is invalid",
+            "body.range_start: Value error, expected a date as YYYY-MM-DD",
+        )
+    ],
+    401: [("UNAUTHORIZED", "the token is unknown, expired or revoked", None)],
+    403: [("FORBIDDEN", "the token lacks the scope dwh_transfers_write", None)],
+    404: [("NOT_FOUND", "backfill not found", None)],
+    422: [
+        ("UNPROCESSABLE_ENTITY", "range_end is before range_start", None),
+        ("CONFLICT_ERROR", "the range overlaps incomplete backfill 41 of transfer 7", None),
+    ],
+    429: [("TOO_MANY_REQUESTS", "too many requests for this token; retry in 2s", None)],
+    500: [("INTERNAL_SERVER_ERROR", "internal server error", None)],
+    503: [("SERVICE_UNAVAILABLE", "Temporal is unreachable; retry later", None)],
+}
+
+
+def _examples(status: int) -> dict[str, dict[str, Any]]:
+    examples = {}
+    for code, message, description in _EXAMPLES[status]:
+        error = {"code": code, "message": message}
+        if description:
+            error["description"] = description
+        examples[code] = {
+            "summary": message,
+            "value": {"meta": {"request_id": "6f1c2b0e9d6a4e0f8a2b1c3d4e5f6a7b"}, "error": error},
+        }
+    return examples
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the given error statuses, all with the error envelope."""
+    """OpenAPI `responses` for the given error statuses and 500 (any endpoint may answer it),
+    all with the error envelope and an example of each."""
     return {
-        status: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[status]}
-        for status in statuses
+        status: {
+            "model": ErrorEnvelope,
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"examples": _examples(status)}},
+        }
+        for status in sorted({*statuses, 500})
     }

@@ -8,12 +8,14 @@ from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimitMiddleware
 from api.errors import install_error_handlers
+from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.rate_limit import RateLimiter
 from api.request_context import RequestContextMiddleware
-from api.routers import backfills, health, runs, transfers
+from api.routers import backfills, health, metrics, runs, transfers
 from api.temporal import TemporalConnection
 from config import Settings, get_settings
+from observability.tracing import setup_tracing
 from persistence.db import Database
 
 log = logging.getLogger("backfills.api")
@@ -21,6 +23,7 @@ log = logging.getLogger("backfills.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    setup_tracing(settings, service_name="backfills-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,10 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware)  # outermost: counts every answer
     install_error_handlers(app)
     for router in (backfills.router, runs.router, transfers.router):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_openapi(app)
     return app
 

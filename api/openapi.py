@@ -1,13 +1,15 @@
-"""The OpenAPI document, without FastAPI's default 422 validation response.
+"""The OpenAPI document, without FastAPI's default 422 validation response, with whole examples.
 
 Validation errors answer 400 with the error envelope here (see `api/errors.py`), so the
 framework's `HTTPValidationError` schema would document a response that never happens.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 _DEFAULT_422 = "#/components/schemas/HTTPValidationError"
 
@@ -22,6 +24,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             _drop_default_validation_responses(document)
+            _restore_nulls_in_examples(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -38,3 +41,24 @@ def _drop_default_validation_responses(document: dict[str, Any]) -> None:
     schemas = document.get("components", {}).get("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+
+
+def _restore_nulls_in_examples(document: dict[str, Any]) -> None:
+    """FastAPI writes the document without any null (`exclude_none`), the nulls of examples
+    included, which leaves a model's example without its nullable fields, invalid against its
+    own schema. Put back the examples of our models as pydantic generates them."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for model in _api_models():
+        generated = model.model_json_schema(mode="serialization")
+        if "examples" in generated and model.__name__ in schemas:
+            schemas[model.__name__]["examples"] = generated["examples"]
+
+
+def _api_models() -> Iterator[type[BaseModel]]:
+    """The request and response models defined in `api` (not the generic envelopes' variants)."""
+    pending = list(BaseModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if model.__module__.startswith("api.") and "[" not in model.__name__:
+            yield model

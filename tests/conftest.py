@@ -109,6 +109,8 @@ def stack(
         # a secret for ${NAME} tests (tests/api/test_sql_transfers.py); trust auth ignores it
         "BACKFILLS_TEST_PG_PASSWORD": "pg-secret-4b1d",
         "BACKFILLS_RECONCILE_INTERVAL_SECONDS": "1",
+        "BACKFILLS_WORKER_METRICS_PORT": "0",  # tests that scrape metrics pick free ports
+        "BACKFILLS_TEMPORAL_METRICS_PORT": "0",
     }
     stack = Stack(
         database_url=database_url,

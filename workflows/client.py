@@ -10,9 +10,11 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
+from observability.tracing import client_interceptors
 from persistence.models import Backfill, Transfer
 from workflows import search_attributes
 from workflows.backfill import BackfillWorkflow
@@ -25,11 +27,15 @@ _INDEXED_TYPES = {
 }
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client on the settings' namespace: on the default runtime unless one is given (the
+    worker's serves its SDK metrics), traced when `BACKFILLS_OTLP_ENDPOINT` is set."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=client_interceptors(settings),
+        runtime=runtime,
     )
 
 

@@ -1,5 +1,7 @@
 """Liveness and readiness, outside `/v1` and without a token."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -8,9 +10,21 @@ from api.envelope import Envelope, error_responses, ok
 from api.errors import ApiError
 
 router = APIRouter(tags=["health"])
+_REQUEST_ID = {"request_id": "6f1c2b0e9d6a4e0f8a2b1c3d4e5f6a7b"}
 
 
-@router.get("/healthz", operation_id="healthz", summary="The process is alive")
+def _example(data: dict[str, str]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"content": {"application/json": {"example": {"meta": _REQUEST_ID, "data": data}}}}
+    }
+
+
+@router.get(
+    "/healthz",
+    operation_id="healthz",
+    summary="The process is alive",
+    responses={**_example({"status": "ok"}), **error_responses()},
+)
 def healthz() -> Envelope[dict[str, str]]:
     return ok({"status": "ok"})
 
@@ -19,7 +33,7 @@ def healthz() -> Envelope[dict[str, str]]:
     "/readyz",
     operation_id="readyz",
     summary="The database and Temporal are reachable",
-    responses=error_responses(503),
+    responses={**_example({"database": "ok", "temporal": "ok"}), **error_responses(503)},
 )
 async def readyz(request: Request, db: DbDep) -> Envelope[dict[str, str]]:
     checks = {

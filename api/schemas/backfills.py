@@ -28,11 +28,52 @@ class UpdateBackfillRequest(BaseModel):
 
 
 class BackfillRunErrorOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transfer_run_date": "2024-01-05",
+                    "error": "demo source: 2024-01-05 is listed in fail_dates",
+                }
+            ]
+        }
+    )
+
     transfer_run_date: date
     error: str
 
 
 class BackfillOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transfer_backfill_id": 42,
+                    "transfer_id": 7,
+                    "range_start_date": "2024-01-01",
+                    "range_end_date": "2024-01-31",
+                    "created_time": "2024-02-01T09:30:00.000Z",
+                    "created_user_id": 3,
+                    "removed_time": None,
+                    "removed_user_id": None,
+                    "start_time": "2024-02-01T09:30:01.250Z",
+                    "end_time": None,
+                    "status": "RUNNING",
+                    "transfer_runs_total": 31,
+                    "transfer_runs_created": 31,
+                    "transfer_runs_completed": 12,
+                    "transfer_runs_failed": 1,
+                    "error_report": [
+                        {
+                            "transfer_run_date": "2024-01-05",
+                            "error": "demo source: 2024-01-05 is listed in fail_dates",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     transfer_backfill_id: int
     transfer_id: int
     range_start_date: date

@@ -2,13 +2,34 @@
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonDict
 
 from api.schemas.common import UtcTimestamp
 from persistence.models import RunType, TransferRun
 
+_QUERY_DETAIL_EXAMPLE: JsonDict = {
+    "duration": 1.204,
+    "status": "SUCCESS",
+    "rows": 24,
+    "error_description": None,
+}
+_RUN_ITEM_EXAMPLE: JsonDict = {
+    "id": 1001,
+    "status": "COMPLETED",
+    "type": "Backfill",
+    "data_date": "2024-01-01",
+    "created_time": "2024-02-01T09:30:00.500Z",
+    "ended_time": "2024-02-01T09:30:02.700Z",
+    "total_duration": 1.25,
+    "total_rows": 24,
+    "message": "",
+}
+
 
 class QueryDetailOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUERY_DETAIL_EXAMPLE]})
+
     duration: float | None
     status: str
     rows: int
@@ -16,6 +37,8 @@ class QueryDetailOut(BaseModel):
 
 
 class TransferRunItemOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_RUN_ITEM_EXAMPLE]})
+
     id: int
     status: str
     type: RunType
@@ -32,6 +55,22 @@ class TransferRunItemOut(BaseModel):
 
 
 class TransferRunDetailOut(TransferRunItemOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_RUN_ITEM_EXAMPLE,
+                    "queued_time": "2024-02-01T09:30:01.100Z",
+                    "started_time": "2024-02-01T09:30:01.450Z",
+                    "external_id": "backfill-42/17",
+                    "query_details": [_QUERY_DETAIL_EXAMPLE],
+                    "query_amount": 1,
+                    "failed_query_amount": 0,
+                }
+            ]
+        }
+    )
+
     queued_time: UtcTimestamp | None
     started_time: UtcTimestamp | None
     external_id: str

@@ -35,6 +35,29 @@ class TransferOut(BaseModel):
     """A transfer as callers see it: passwords in URLs and sensitive option values masked,
     `${NAME}` references shown as they are."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "transfer_id": 7,
+                    "team_id": 1,
+                    "display_name": "Ads daily",
+                    "source": {
+                        "type": "demo",
+                        "rows_per_day": 24,
+                        "latency_ms": 0,
+                        "fail_dates": [],
+                        "flaky_rate": 0.0,
+                    },
+                    "destination": {"type": "sqlite", "path": None, "table": None},
+                    "max_concurrent_runs": 4,
+                    "created_time": "2024-02-01T09:00:00.000Z",
+                    "created_user_id": 3,
+                }
+            ]
+        }
+    )
+
     transfer_id: int
     team_id: int
     display_name: str

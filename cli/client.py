@@ -1,0 +1,308 @@
+"""Client commands over the REST API: `backfills create|watch|cancel|list`.
+
+They read `BACKFILLS_API_URL` (default `http://127.0.0.1:8000/v1`) and `BACKFILLS_TOKEN`.
+An API error prints the envelope's message, code and request id on stderr and exits 1;
+nothing here ever shows a traceback.
+"""
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from config import get_settings
+
+# Where processing has ended: FAILED is still incomplete (it can be cancelled) but no run is left.
+ENDED = {"COMPLETED", "FAILED", "CANCELLED"}
+TRANSIENT_STATUSES = {429, 502, 503, 504}
+
+Team = Annotated[int, typer.Option("--team", help="The team id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the data as JSON.")]
+Interval = Annotated[
+    float, typer.Option("--interval", min=0.1, help="Seconds between progress polls.")
+]
+
+
+class ClientError(Exception):
+    """A failure worth one clear line on stderr."""
+
+
+class Api:
+    """The REST API, answering the `data` of each success envelope."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body)
+        except httpx.ConnectError:
+            raise ClientError(
+                f"cannot connect to the backfill API at {self.url} (connection refused?); "
+                "is it running, and is BACKFILLS_API_URL right?"
+            ) from None
+        except httpx.TimeoutException:
+            raise ClientError(f"the backfill API at {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the backfill API at {self.url}: {exc}") from None
+        return _data_of(response)
+
+
+class ApiError(ClientError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _data_of(response: httpx.Response) -> Any:
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.is_success and isinstance(payload, dict) and "data" in payload:
+        return payload["data"]
+    request_id = response.headers.get("X-Request-Id", "unknown")
+    error: dict[str, Any] = {}
+    if isinstance(payload, dict):
+        request_id = (payload.get("meta") or {}).get("request_id") or request_id
+        error = payload.get("error") or {}
+    message = error.get("message") or f"unexpected answer (HTTP {response.status_code})"
+    code = error.get("code") or f"HTTP_{response.status_code}"
+    line = f"{message} ({code}, HTTP {response.status_code}, request id {request_id})"
+    if error.get("description"):
+        line += f"\n{error['description']}"
+    raise ApiError(response.status_code, line)
+
+
+@contextmanager
+def _api() -> Iterator[Api]:
+    """The configured API; any ClientError inside becomes one line on stderr and exit 1."""
+    settings = get_settings()
+    try:
+        if not settings.token:
+            raise ClientError("set BACKFILLS_TOKEN to an API token (backfills admin create-token)")
+        api = Api(settings.api_url, settings.token)
+        with api.http:
+            yield api
+    except ClientError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _progress_of(backfill: dict[str, Any]) -> str:
+    return (
+        f"{backfill['transfer_runs_completed']} completed, "
+        f"{backfill['transfer_runs_failed']} failed of {backfill['transfer_runs_total']}"
+    )
+
+
+def _describe(backfill: dict[str, Any]) -> str:
+    return (
+        f"backfill {backfill['transfer_backfill_id']} of transfer {backfill['transfer_id']}, "
+        f"{backfill['range_start_date']} to {backfill['range_end_date']}: "
+        f"{backfill['status']}, {_progress_of(backfill)}"
+    )
+
+
+def create(
+    team: Team,
+    transfer: Annotated[int, typer.Option("--transfer", help="The transfer id.")],
+    range_from: Annotated[
+        str, typer.Option("--from", callback=_iso_date, help="First data_date (YYYY-MM-DD).")
+    ],
+    range_to: Annotated[
+        str, typer.Option("--to", callback=_iso_date, help="Last data_date (YYYY-MM-DD).")
+    ],
+    watch_it: Annotated[
+        bool, typer.Option("--watch", help="Then watch it until it ends, as `watch` does.")
+    ] = False,
+    as_json: AsJson = False,
+    interval: Interval = 1.0,
+) -> None:
+    """Create a backfill of a transfer for every date from --from to --to (inclusive)."""
+    with _api() as api:
+        backfill = api.call(
+            "POST",
+            f"/teams/{team}/transfers/{transfer}/backfills",
+            {"range_start": range_from, "range_end": range_to},
+        )
+        if as_json and not watch_it:
+            _print_json(backfill)
+            return
+        typer.echo(f"Created {_describe(backfill)}", err=as_json)  # stdout: only the JSON
+        if not watch_it:
+            return
+        code = _watch(api, team, backfill["transfer_backfill_id"], interval, as_json)
+    raise typer.Exit(code)
+
+
+def watch(
+    backfill_id: Annotated[int, typer.Argument(metavar="ID", help="The backfill id.")],
+    team: Team,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="At the end print the backfill as JSON.")
+    ] = False,
+    interval: Interval = 1.0,
+) -> None:
+    """Show a backfill's progress until it ends; exit 0 only if it ends COMPLETED."""
+    with _api() as api:
+        code = _watch(api, team, backfill_id, interval, as_json)
+    raise typer.Exit(code)
+
+
+def cancel(
+    backfill_id: Annotated[int, typer.Argument(metavar="ID", help="The backfill id.")],
+    team: Team,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a backfill: no further run starts; runs already running finish."""
+    with _api() as api:
+        backfill = api.call(
+            "PATCH", f"/teams/{team}/backfills/{backfill_id}", {"status": "CANCELLED"}
+        )
+    if as_json:
+        _print_json(backfill)
+        return
+    typer.echo(f"Cancelled {_describe(backfill)}")
+
+
+def list_backfills(team: Team, as_json: AsJson = False) -> None:
+    """List the team's incomplete backfills, newest first."""
+    with _api() as api:
+        found = api.call("GET", f"/teams/{team}/backfills")
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        typer.echo(f"No incomplete backfills in team {team}.")
+        return
+    header = ("ID", "TRANSFER", "RANGE", "STATUS", "COMPLETED", "FAILED", "TOTAL", "CREATED")
+    rows = [header] + [
+        (
+            str(b["transfer_backfill_id"]),
+            str(b["transfer_id"]),
+            f"{b['range_start_date']}..{b['range_end_date']}",
+            b["status"],
+            str(b["transfer_runs_completed"]),
+            str(b["transfer_runs_failed"]),
+            str(b["transfer_runs_total"]),
+            b["created_time"],
+        )
+        for b in found
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        typer.echo(line.rstrip())
+
+
+def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool) -> int:
+    path = f"/teams/{team}/backfills/{backfill_id}"
+    backfill = api.call("GET", path)
+    columns = (
+        TextColumn(f"backfill {backfill_id}"),
+        TextColumn("{task.fields[status]:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[completed_runs]} completed, {task.fields[failed_runs]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True)
+    started = time.monotonic()
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("", total=backfill["transfer_runs_total"], **_fields(backfill))
+            while True:
+                progress.update(
+                    task,
+                    completed=backfill["transfer_runs_completed"]
+                    + backfill["transfer_runs_failed"],
+                    **_fields(backfill),
+                )
+                if backfill["status"] in ENDED:
+                    break
+                time.sleep(interval)
+                backfill = _poll(api, path)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped watching; backfill {backfill_id} goes on", err=True)
+        return 130
+    _summarize(backfill, time.monotonic() - started, as_json)
+    return 0 if backfill["status"] == "COMPLETED" else 1
+
+
+def _fields(backfill: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": backfill["status"],
+        "completed_runs": backfill["transfer_runs_completed"],
+        "failed_runs": backfill["transfer_runs_failed"],
+    }
+
+
+def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
+    """The backfill again, riding out a short outage of the API (a restart, a 503)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return api.call("GET", path)
+        except ApiError as error:
+            if error.status not in TRANSIENT_STATUSES or time.monotonic() > deadline:
+                raise
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(2.0)
+
+
+def _summarize(backfill: dict[str, Any], elapsed: float, as_json: bool) -> None:
+    if as_json:
+        _print_json(backfill)
+        return
+    typer.echo(
+        f"Backfill {backfill['transfer_backfill_id']} {backfill['status']}: "
+        f"{_progress_of(backfill)} (watched {elapsed:.0f}s)"
+    )
+    for entry in backfill["error_report"]:
+        typer.echo(f"  failed {entry['transfer_run_date']}: {entry['error']}")
+    if backfill["status"] == "FAILED":
+        typer.echo("  (a FAILED backfill can be cancelled; until then it blocks overlapping ones)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("create")(create)
+    app.command("watch")(watch)
+    app.command("cancel")(cancel)
+    app.command("list")(list_backfills)

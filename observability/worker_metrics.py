@@ -1,0 +1,142 @@
+"""The worker's Prometheus metrics, and the two endpoints that serve them.
+
+`http://<BACKFILLS_METRICS_HOST>:<BACKFILLS_WORKER_METRICS_PORT>/metrics` (default 9464) has
+this worker's figures:
+
+- `backfills_runs_started_total`: runs whose first attempt began on this worker;
+- `backfills_runs_completed_total`, `backfills_runs_failed_total`: runs that ended so on
+  this worker (each run is counted once across all workers: the database says which
+  worker's status update ended it);
+- `backfills_run_attempt_failures_total{kind="transient"|"permanent"}`: failed attempts
+  (a transient one is retried, a permanent one fails its run at once);
+- `backfills_run_duration_seconds{outcome="completed"|"failed"}`: each attempt's duration;
+- `backfills_backfills{status}`: how many backfills have each status now, read from the
+  database when scraped. Every worker reports the same (global) figures: aggregate them
+  with `max`, not `sum`.
+
+Counters of one process start at zero with it; Prometheus' `rate` and `increase` allow for
+that. `http://<host>:<BACKFILLS_TEMPORAL_METRICS_PORT>/metrics` (default 9465) has the
+Temporal SDK's own metrics of this worker (task slots, poll and schedule latencies, ...).
+Either port set to 0 turns its endpoint off; a port already taken is logged and skipped.
+"""
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func
+from sqlmodel import col, select
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from config import Settings
+from observability.logs import temporal_core_logging
+from persistence.db import Database
+from persistence.models import Backfill, BackfillStatus
+
+log = logging.getLogger("backfills.worker")
+disable_created_metrics()  # no `_created` twin of every series
+
+RUNS_STARTED = Counter(
+    "backfills_runs_started", "Transfer runs whose first attempt began on this worker."
+)
+RUNS_COMPLETED = Counter("backfills_runs_completed", "Transfer runs completed on this worker.")
+RUNS_FAILED = Counter(
+    "backfills_runs_failed", "Transfer runs failed (after their retries) on this worker."
+)
+RUN_ATTEMPT_FAILURES = Counter(
+    "backfills_run_attempt_failures",
+    "Failed transfer-run attempts: transient ones are retried, permanent ones are not.",
+    ["kind"],
+)
+RUN_DURATION = Histogram(
+    "backfills_run_duration_seconds",
+    "Duration of each transfer-run attempt.",
+    ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
+
+class BackfillStatusCollector(Collector):
+    """`backfills_backfills{status}`, counted in the database at each scrape."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        query = select(Backfill.status, func.count()).group_by(col(Backfill.status))
+        try:
+            with self.db.read() as session:
+                counts = dict(session.exec(query).all())
+        except Exception as exc:
+            log.warning("backfills by status not counted: %s", exc.__class__.__name__)
+            return
+        family = self._family()
+        for status in BackfillStatus:
+            family.add_metric([status.value], counts.get(status.value, 0))
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "backfills_backfills", "Backfills by status, in the database.", labels=["status"]
+        )
+
+
+_collector: BackfillStatusCollector | None = None
+
+
+def serve_worker_metrics(settings: Settings, db: Database) -> bool:
+    """Serve this process's metrics on the worker metrics port; False if not served."""
+    global _collector
+    if settings.worker_metrics_port == 0:
+        return False
+    if _collector is None:
+        _collector = BackfillStatusCollector(db)
+        REGISTRY.register(_collector)
+    try:
+        start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
+    except OSError as exc:
+        log.error(
+            "worker metrics not served on %s:%s: %s",
+            settings.metrics_host,
+            settings.worker_metrics_port,
+            exc,
+        )
+        return False
+    log.info(
+        "worker metrics on http://%s:%s/metrics",
+        settings.metrics_host,
+        settings.worker_metrics_port,
+    )
+    return True
+
+
+def worker_runtime(settings: Settings) -> Runtime:
+    """The worker's Temporal runtime: one serving the SDK's metrics on the Temporal metrics
+    port, or the default runtime when that port is 0 (or taken). Core's logs go through
+    Python logging either way (`setup_logging` gives the default runtime that too)."""
+    logging_config = temporal_core_logging()
+    if settings.temporal_metrics_port:
+        address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
+        metrics = PrometheusConfig(
+            bind_address=address, counters_total_suffix=True, durations_as_seconds=True
+        )
+        try:
+            runtime = Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=metrics))
+        except Exception as exc:
+            log.error("Temporal SDK metrics not served on %s: %s", address, exc)
+        else:
+            log.info("Temporal SDK metrics on http://%s/metrics", address)
+            return runtime
+    return Runtime.default()
