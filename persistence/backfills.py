@@ -104,7 +104,7 @@ def get_backfill_by_id(*, db: Database, backfill_id: int) -> Backfill:
 def latest_backfill(*, db: Database, team_id: int, transfer_id: int) -> Backfill:
     with db.read() as session:
         transfer = session.get(Transfer, transfer_id)
-        if transfer is None or transfer.team_id != team_id:
+        if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
             raise NotFoundError("transfer not found")
         backfill = session.exec(
             select(Backfill)

@@ -35,16 +35,13 @@ def create_transfer(
         return transfer
 
 
-def get_transfer(
-    *, db: Database, team_id: int, transfer_id: int, include_removed: bool = False
-) -> Transfer:
-    """The team's transfer; NotFoundError when it is missing, another team's, or removed
-    (unless `include_removed`: a removed transfer's backfills and runs stay on record)."""
+def get_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
+    """The team's transfer; NotFoundError when it is missing, removed or another team's.
+
+    A removed transfer's backfills and runs stay readable by their own ids."""
     with db.read() as session:
         transfer = session.get(Transfer, transfer_id)
-    if transfer is None or transfer.team_id != team_id:
-        raise NotFoundError("transfer not found")
-    if transfer.removed_time is not None and not include_removed:
+    if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
         raise NotFoundError("transfer not found")
     return transfer
 

@@ -49,7 +49,7 @@ def list_transfer_runs(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Envelope[list[TransferRunItemOut]]:
-    transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id, include_removed=True)
+    transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     found = runs.list_runs(
         db=db,
         team_id=team_id,

@@ -318,6 +318,13 @@ def test_deleting_a_transfer_keeps_its_backfills_and_runs_on_record(tenant: Tena
         run = tenant.http.get(f"/teams/{tenant.team_id}/transfer_runs/{run_id}")
         assert run.status_code == 200, run.text
         assert run.json()["data"]["status"] == "COMPLETED"
+    # Paths under the deleted transfer are gone; the records answer by their own ids above.
+    base = f"/teams/{tenant.team_id}/transfers/{transfer_id}"
+    assert_error(tenant.http.get(f"{base}/backfills/latest"), 404, "NOT_FOUND")
+    runs = tenant.http.get(
+        f"{base}/runs", params={"start_date": "2024-02-01", "end_date": "2024-02-03"}
+    )
+    assert_error(runs, 404, "NOT_FOUND")
 
 
 def test_a_deleted_transfer_cannot_be_backfilled(tenant: Tenant) -> None:
