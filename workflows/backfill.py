@@ -177,6 +177,7 @@ class BackfillWorkflow:
             self._progress.failed += 1
         else:
             self._progress.skipped += 1
+        self._describe_progress()
 
     async def _record_cancel(self, input: BackfillInput) -> None:
         assert self._cancel is not None
@@ -212,9 +213,14 @@ class BackfillWorkflow:
             return
         self._progress.status = status
         workflow.upsert_search_attributes([search_attributes.BACKFILL_STATUS.value_set(status)])
+        self._describe_progress()
+
+    def _describe_progress(self) -> None:
+        """The words the Temporal UI shows as the workflow's current details (no command)."""
+        progress = self._progress
         workflow.set_current_details(
-            f"{status}: {self._progress.completed} completed, {self._progress.failed} failed"
-            f" of {self._progress.total}"
+            f"{progress.status}: {progress.completed} completed, {progress.failed} failed, "
+            f"{progress.in_flight} running, of {progress.total} runs"
         )
 
     def _history_is_long(self) -> bool:

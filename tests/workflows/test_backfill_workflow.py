@@ -2,12 +2,14 @@
 attributes, and continue-as-new; against the real worker, Temporal server and database."""
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date
 from typing import TypeVar
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from config import Settings
@@ -127,6 +129,16 @@ async def test_progress_query_and_search_attributes_follow_the_record(
     attributes = description.typed_search_attributes
     assert attributes.get(search_attributes.TRANSFER_ID) == transfer_id
     assert attributes.get(search_attributes.BACKFILL_STATUS) == "COMPLETED"
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details == "COMPLETED: 6 completed, 0 failed, 0 running, of 6 runs"
+    history = await handle.fetch_history()
+    summaries = sorted(
+        json.loads(event.user_metadata.summary.data)
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "run_transfer"
+    )
+    assert summaries == [f"data_date 2024-06-0{day}" for day in range(1, 7)]
 
 
 async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
