@@ -19,7 +19,8 @@ from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import TransferRunActivities
 from config import Settings, get_settings
-from observability.logs import setup_logging
+from observability.activity_context import TeamContextInterceptor, team_fields
+from observability.logs import add_context_provider, setup_logging
 from observability.tracing import setup_tracing
 from observability.worker_metrics import serve_worker_metrics, worker_runtime
 from persistence.db import Database
@@ -37,6 +38,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await ensure_search_attributes(client, settings.temporal_namespace)
     db = Database(settings.resolved_database_url)
     serve_worker_metrics(settings, db)
+    add_context_provider(team_fields)
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, settings.data_dir.resolve())
     reconciler = ReconcileActivities(db, client, settings)
@@ -50,6 +52,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             activity_executor=executor,
             max_concurrent_activities=max_activities,
             graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+            interceptors=[TeamContextInterceptor()],
         )
         async with worker:
             await ensure_reconciler(client, settings)

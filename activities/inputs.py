@@ -35,6 +35,7 @@ class TransferRunInput:
     backfill_id: int
     transfer_id: int
     data_date: date
+    team_id: int | None = None  # for log lines; None in histories recorded before it existed
 
 
 class RunOutcome(StrEnum):

@@ -6,7 +6,8 @@ where it was written, and `exception` (the traceback) when there is one:
 - in the API: `request_id` (the `X-Request-Id` answered), and `team_id`, `transfer_id`,
   `backfill_id`, `workflow_id` when the request's path names them;
 - in the worker: `workflow_id` and `backfill_id` (from the workflow id `backfill-<id>`),
-  `activity` and `attempt`, from Temporal's activity or workflow context.
+  `activity` and `attempt`, from Temporal's activity or workflow context, and `team_id` for
+  the lines of a transfer run (`observability.activity_context`).
 
 `backfills api`, `backfills worker` (and `python worker.py`) and `backfills dev` call
 `setup_logging` once, first thing.

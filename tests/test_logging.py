@@ -74,7 +74,7 @@ def test_api_line_of_a_request_without_ids_has_only_the_request_id(stack: Stack)
     assert "backfill_id" not in entry
 
 
-def test_worker_activity_lines_carry_the_workflow_and_backfill_ids(
+def test_worker_activity_lines_carry_the_team_workflow_and_backfill_ids(
     stack: Stack, tenant: Tenant
 ) -> None:
     transfer_id = tenant.create_transfer(fail_dates=["2024-07-01"])
@@ -95,6 +95,7 @@ def test_worker_activity_lines_carry_the_workflow_and_backfill_ids(
     assert entry["level"] == "WARNING"
     assert entry["logger"] == "temporalio.activity"
     assert entry["backfill_id"] == backfill_id
+    assert entry["team_id"] == tenant.team_id
     assert entry["attempt"] == 1
     assert "2024-07-01 is listed in fail_dates" in entry["exception"]
     for line in json_lines(stack.logs / "worker.log"):

@@ -146,7 +146,7 @@ class BackfillWorkflow:
         try:
             result = await workflow.execute_activity_method(
                 TransferRunActivities.run_transfer,
-                TransferRunInput(input.backfill_id, input.transfer_id, data_date),
+                TransferRunInput(input.backfill_id, input.transfer_id, data_date, input.team_id),
                 start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
                 retry_policy=RetryPolicy(

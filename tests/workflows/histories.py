@@ -1,8 +1,10 @@
 """Recorded workflow histories, replayed by test_replay.py so that a change which would break
 running workflows fails CI.
 
-Re-record after an intended, versioned change of the workflow:
+To add histories of today's code (after a change of the workflow or its inputs):
     BACKFILLS_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows -k sqlite
+then keep the older files too, under other names (e.g. `completed-with-team.json` beside
+`completed.json`): workflows started by older code may still be running.
 """
 
 import os
