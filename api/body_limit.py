@@ -1,10 +1,8 @@
 """Refuse request bodies over a size limit, before any of it is parsed."""
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.request_context import current_request_id
+from api.request_context import send_error
 
 
 class BodySizeLimitMiddleware:
@@ -47,20 +45,5 @@ class BodySizeLimitMiddleware:
                 raise
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "meta": {"request_id": current_request_id()},
-                "error": {
-                    "code": "PAYLOAD_TOO_LARGE",
-                    "message": f"the request body is larger than {self.max_bytes} bytes",
-                },
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"the request body is larger than {self.max_bytes} bytes"
+        await send_error(send, 413, "PAYLOAD_TOO_LARGE", message)

@@ -51,7 +51,9 @@ class RequestContextMiddleware:
         except Exception:
             log.exception("unhandled error request_id=%s", request_id)
             if not response_started:
-                await _send_internal_error(send_with_id, request_id)
+                await send_error(
+                    send_with_id, 500, "INTERNAL_SERVER_ERROR", "internal server error"
+                )
         finally:
             log.info(
                 "%s %s -> %s in %.1f ms request_id=%s",
@@ -64,17 +66,15 @@ class RequestContextMiddleware:
             _request_id.reset(token)
 
 
-async def _send_internal_error(send: Send, request_id: str) -> None:
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Answer with the error envelope from a raw ASGI middleware, outside FastAPI's handlers."""
     body = json.dumps(
-        {
-            "meta": {"request_id": request_id},
-            "error": {"code": "INTERNAL_SERVER_ERROR", "message": "internal server error"},
-        }
+        {"meta": {"request_id": current_request_id()}, "error": {"code": code, "message": message}}
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [(b"content-type", b"application/json")],
         }
     )
