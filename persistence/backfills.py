@@ -176,15 +176,14 @@ def cancel_backfill(
         if not cancelled:
             session.refresh(backfill)
             raise InvalidStateError(f"the backfill is already {backfill.status}")
-        runs: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
-            update(TransferRun)
-            .where(
-                col(TransferRun.backfill_id) == backfill_id,
-                col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES),
-            )
-            .values(status=RunStatus.CANCELLED, ended_time=now, message="cancelled")
+        end_unfinished_runs(
+            session,
+            backfill_id,
+            among=NOT_STARTED_RUN_STATUSES,
+            status=RunStatus.CANCELLED,
+            message="cancelled",
+            now=now,
         )
-        add_run_counts(session, backfill_id, cancelled=runs.rowcount)
         backfill = session.get(Backfill, backfill_id, populate_existing=True)
         assert backfill is not None
         return backfill
@@ -230,6 +229,28 @@ def _guarded_update(
         .values(**values)
     )
     return result.rowcount == 1
+
+
+def end_unfinished_runs(
+    session: Session,
+    backfill_id: int,
+    *,
+    among: tuple[RunStatus, ...],
+    status: RunStatus,
+    message: str,
+    now: datetime,
+) -> None:
+    """End the backfill's runs that are in one of `among` with `status` (CANCELLED or
+    FAILED), and count them on the backfill, in the caller's transaction."""
+    ended: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+        update(TransferRun)
+        .where(col(TransferRun.backfill_id) == backfill_id, col(TransferRun.status).in_(among))
+        .values(status=status, ended_time=now, message=message)
+    )
+    if status == RunStatus.CANCELLED:
+        add_run_counts(session, backfill_id, cancelled=ended.rowcount)
+    else:
+        add_run_counts(session, backfill_id, failed=ended.rowcount)
 
 
 def add_run_counts(

@@ -9,11 +9,11 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, Update, update
+from sqlalchemy import Update, update
 from sqlmodel import Session, col, select
 
 from persistence import statements
-from persistence.backfills import add_run_counts
+from persistence.backfills import add_run_counts, end_unfinished_runs
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import NotFoundError
@@ -73,15 +73,14 @@ def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> b
         abandonable = (BackfillStatus.CREATED, BackfillStatus.SCHEDULED, BackfillStatus.RUNNING)
         if backfill is None or backfill.status not in abandonable:
             return False
-        unfinished: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
-            update(TransferRun)
-            .where(
-                col(TransferRun.backfill_id) == backfill_id,
-                col(TransferRun.status).in_((*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING)),
-            )
-            .values(status=RunStatus.FAILED, ended_time=now, message=reason)
+        end_unfinished_runs(
+            session,
+            backfill_id,
+            among=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
+            status=RunStatus.FAILED,
+            message=reason,
+            now=now,
         )
-        add_run_counts(session, backfill_id, failed=unfinished.rowcount)
         _add_missing_runs(
             session,
             backfill,
