@@ -2,10 +2,12 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaSeparated = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,13 @@ class Settings(BaseSettings):
 
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per token.")
     rate_limit_burst: int = Field(default=60, ge=1)
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Requests without a valid token one client address may make per minute; "
+        "past that, its requests answer 429 before any database lookup.",
+    )
+    auth_failures_burst: int = Field(default=20, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     max_range_days: int = Field(default=36_600, ge=1)
@@ -72,6 +81,40 @@ class Settings(BaseSettings):
         default="",
         description="OTLP/HTTP collector (e.g. http://collector:4318); empty: no tracing.",
     )
+
+    secrets_key: str = Field(
+        default="",
+        description="Fernet key(s) encrypting team secrets, comma-separated (the first encrypts, "
+        "all decrypt). Empty: only with the embedded SQLite database, where a key is generated "
+        "into the data directory; with BACKFILLS_DATABASE_URL set it is a start-up error.",
+    )
+    worker_env_allowlist: CommaSeparated = Field(
+        default_factory=list,
+        description="Worker environment variables any team's `${NAME}` may read; default none.",
+    )
+    connector_allowed_networks: CommaSeparated = Field(
+        default_factory=list,
+        description="CIDRs of loopback or private addresses connectors may reach "
+        "(e.g. 127.0.0.0/8,10.0.0.0/8); default none. Link-local and cloud metadata "
+        "addresses are refused whatever this says.",
+    )
+    protected_database_urls: CommaSeparated = Field(
+        default_factory=list,
+        description="More databases no connector may target, beside the service's own "
+        "(e.g. Temporal's).",
+    )
+
+    @field_validator(
+        "worker_env_allowlist",
+        "connector_allowed_networks",
+        "protected_database_urls",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from connectors.egress import EgressPolicy
+
 Record = dict[str, Any]
 Heartbeat = Callable[[], None]
 
@@ -32,11 +34,13 @@ class Extract:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a connector may know of where it runs."""
+    """What a connector may know of where it runs: its team's own directory (never the data
+    directory above it) and the outbound network policy every connection obeys."""
 
-    data_dir: Path
+    team_dir: Path
     transfer_id: int
     heartbeat: Heartbeat
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 class Source(Protocol):
