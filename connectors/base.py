@@ -58,6 +58,12 @@ class ConnectorOptions(BaseModel):
 
     type: str
 
+    @property
+    def database_url(self) -> str | None:
+        """The URL of the database this connector opens, if it opens one: checked against
+        the service's own databases when a transfer is saved."""
+        return None
+
 
 class SourceOptions(ConnectorOptions):
     def build(self) -> Source:

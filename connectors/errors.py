@@ -1,4 +1,7 @@
-from connectors.base import QueryDetail
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.base import QueryDetail
 
 
 class ConnectorError(Exception):
@@ -9,7 +12,7 @@ class ConnectorError(Exception):
 
     retryable: bool = False
 
-    def __init__(self, message: str, *, query_details: list[QueryDetail] | None = None) -> None:
+    def __init__(self, message: str, *, query_details: "list[QueryDetail] | None" = None) -> None:
         super().__init__(message)
         self.query_details = query_details
 

@@ -5,9 +5,14 @@ are the list found at `records_path` (a dotted path; default: the body itself), 
 object. Values that are objects or lists are stored as JSON text, so that any SQL destination
 can hold them; every other value is kept as it is.
 
-Failure classes: a refused connection, a timeout, HTTP 429 and 5xx are transient; any other
-HTTP 4xx (and 3xx left after redirects), a body that is not JSON, not the expected shape or
-larger than `max_response_bytes` are permanent. Messages name the HTTP status and the host and
+Every connection, each redirect hop's included (at most 5 redirects), is checked by the run's
+egress policy (connectors/egress.py) and made to the very address checked; no proxy from the
+environment is used.
+
+Failure classes: a refused connection, a host that does not resolve, a timeout, HTTP 429 and
+5xx are transient; an address the egress policy refuses, any other HTTP 4xx (and 3xx left
+after redirects), a body that is not JSON, not the expected shape or larger than
+`max_response_bytes` are permanent. Messages name the HTTP status and the host and
 path of the request, never its query string nor a header value.
 """
 
@@ -24,12 +29,14 @@ import httpx
 from pydantic import Field, field_validator
 
 from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOptions
+from connectors.egress import EgressPolicy, EgressRefused, egress_transport
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.secrets import REFERENCE
 
 PLACEHOLDER = "{data_date}"
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
 HEARTBEAT_INTERVAL_S = 1.0
+MAX_REDIRECTS = 5
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RECORDS_PATH = re.compile(r"^[^.]+(\.[^.]+)*$")
 
@@ -117,7 +124,7 @@ class HttpSource:
         httpx's timeouts bound each network operation; the deadline here bounds the whole
         request, so a server trickling bytes cannot hold a run past `timeout_s`.
         """
-        request = _Request(url=url, where=where, options=self.options)
+        request = _Request(url=url, where=where, options=self.options, egress=context.egress)
         thread = threading.Thread(target=request.run, name="http-source", daemon=True)
         deadline = time.monotonic() + self.options.timeout_s
         thread.start()
@@ -137,6 +144,7 @@ class _Request:
     url: str
     where: str
     options: HttpSourceOptions
+    egress: EgressPolicy
     body: bytes = b""
     error: ConnectorError | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -155,13 +163,20 @@ class _Request:
             self.done.set()
 
     def _get(self) -> bytes:
+        """The body; every connection, redirects included, goes through the egress policy
+        (no proxy from the environment may carry it elsewhere)."""
         timeout = self.options.timeout_s
         limit = self.options.max_response_bytes
         headers = {"Accept": "application/json", **self.options.headers}
         try:
             with (
                 httpx.Client(
-                    timeout=httpx.Timeout(timeout), follow_redirects=True, headers=headers
+                    timeout=httpx.Timeout(timeout),
+                    follow_redirects=True,
+                    max_redirects=MAX_REDIRECTS,
+                    headers=headers,
+                    transport=egress_transport(self.egress),
+                    trust_env=False,
                 ) as client,
                 client.stream("GET", self.url) as response,
             ):
@@ -179,6 +194,8 @@ class _Request:
                         raise _too_large(self.where, limit)
                     chunks.append(chunk)
                 return b"".join(chunks)
+        except EgressRefused as exc:  # raised by the transport, as it is; names no address
+            raise EgressRefused(f"http source: {exc}") from None
         except httpx.TimeoutException:
             raise _timed_out(self.where, timeout) from None
         except httpx.ConnectError as exc:

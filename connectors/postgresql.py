@@ -9,7 +9,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from connectors import sql_table
 from connectors.base import DestinationOptions, Record, RunContext
-from connectors.errors import PermanentError
+from connectors.errors import ConnectorError, PermanentError
 from connectors.secrets import REFERENCE
 from connectors.sql_engine import engine_for
 from connectors.sql_errors import classify
@@ -47,6 +47,10 @@ class PostgresqlDestinationOptions(DestinationOptions):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @property
+    def database_url(self) -> str | None:
+        return self.url
+
     def build(self) -> "PostgresqlDestination":
         return PostgresqlDestination(self)
 
@@ -57,7 +61,9 @@ class PostgresqlDestination:
 
     def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
         try:
-            engine = engine_for(self.options.url)
+            engine = engine_for(self.options.url, context.egress)
+        except ConnectorError as exc:  # refused by the egress policy, or no such host
+            raise type(exc)(f"postgresql destination: {exc}") from None
         except (ArgumentError, ImportError) as exc:
             raise PermanentError(
                 f"postgresql destination: the URL cannot be used ({exc.__class__.__name__})"

@@ -1,8 +1,17 @@
-"""`${NAME}` references in connector options, resolved from the worker's environment when a
-run executes, and the redaction that keeps the resolved values out of messages and logs."""
+"""`${NAME}` references in connector options, resolved when a run executes, and the
+redaction that keeps the resolved values out of messages and logs.
+
+A reference resolves from the team's own secrets, else from the worker's environment for
+names the operator allowlists (`BACKFILLS_WORKER_ENV_ALLOWLIST`); the caller builds that
+lookup (activities/transfer_run.py). Resolution is one pass: a value that itself holds
+`${OTHER}` is used as it is, never resolved again.
+"""
 
 import re
-from collections.abc import Mapping
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,19 +34,34 @@ class Redactor:
         return mask_url_passwords(text)
 
 
-def resolve(spec: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, Any], Redactor]:
-    """The spec with every `${NAME}` replaced from `env`, and a redactor for the values used.
+def references(spec: Any) -> set[str]:
+    """Every NAME a `${NAME}` in the spec's string values (at any depth) refers to."""
+    if isinstance(spec, str):
+        return set(REFERENCE.findall(spec))
+    if isinstance(spec, list):
+        return set().union(*(references(item) for item in spec))
+    if isinstance(spec, dict):
+        return set().union(*(references(item) for item in spec.values()))
+    return set()
 
-    A reference to a variable the worker does not have fails the run at once: no retry can
-    make it appear.
+
+def resolve(spec: Mapping[str, Any], values: Mapping[str, str]) -> tuple[dict[str, Any], Redactor]:
+    """The spec with every `${NAME}` replaced from `values`, and a redactor for those used.
+
+    A reference that `values` lacks fails the run at once, naming the reference: no retry
+    can make it appear.
     """
     redactor = Redactor()
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in env:
-            raise PermanentError(f"the worker has no environment variable {name} (${{{name}}})")
-        value = env[name]
+        if name not in values:
+            raise PermanentError(
+                f"${{{name}}} is neither a secret of the team nor a worker variable "
+                "the operator allows; create the secret (PUT /teams/{team_id}/secrets/"
+                f"{name})"
+            )
+        value = values[name]
         if value:
             redactor.secrets[value] = match.group(0)
         return value
@@ -52,6 +76,45 @@ def resolve(spec: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, 
         return value
 
     return walk(dict(spec)), redactor
+
+
+class InFlightSecrets:
+    """The secret values of the runs in flight in this process, for the log redaction that
+    every log line passes through (observability/logs.py), whatever logger or thread wrote
+    it: a library logging a URL or a header cannot put a resolved value in the log."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._references: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def held(self, redactor: Redactor) -> Iterator[None]:
+        values = list(redactor.secrets)
+        with self._lock:
+            self._counts.update(values)
+            self._references.update(redactor.secrets)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._counts.subtract(values)
+                for value in values:
+                    if self._counts[value] <= 0:
+                        del self._counts[value]
+                        self._references.pop(value, None)
+
+    def redact(self, text: str) -> str:
+        if not self._references:
+            return text
+        with self._lock:
+            ordered = sorted(self._references.items(), key=lambda item: -len(item[0]))
+        for value, reference in ordered:
+            text = text.replace(value, reference)
+        return text
+
+
+IN_FLIGHT = InFlightSecrets()
 
 
 def mask_url_passwords(text: str) -> str:

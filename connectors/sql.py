@@ -2,7 +2,9 @@
 
 Each query is one entry of the run's `query_details`; the rows of all queries are loaded
 together. The queries of a run share one connection and are never committed; on PostgreSQL
-they run in a read-only transaction, and a SQLite file is opened read-only.
+they run in a read-only transaction. A SQLite file is the team's own: `sqlite:///name.db`
+names a file inside the team's directory (see connectors/warehouse.py), opened read-only,
+and its queries run under an authorizer that allows reading only (no ATTACH, no PRAGMA).
 
 Values become what every destination can store: `Decimal` -> float, date/datetime/time ->
 ISO 8601 text, interval -> seconds (float), bytes -> hex text, JSON objects and arrays ->
@@ -12,7 +14,8 @@ JSON text, anything else that is not a bool, int, float, str or NULL -> its text
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -28,6 +31,7 @@ from connectors.errors import ConnectorError, PermanentError
 from connectors.secrets import REFERENCE, mask_url_passwords
 from connectors.sql_engine import engine_for
 from connectors.sql_errors import classify
+from connectors.warehouse import check_sqlite_url, confine_sqlite_url, read_only_authorizer
 from persistence.db import normalize_url
 
 BIND = "data_date"
@@ -76,6 +80,8 @@ class SqlSourceOptions(SourceOptions):
             parsed.get_dialect()
         except (ArgumentError, ImportError):
             raise ValueError(f"names an unknown database dialect {parsed.drivername!r}") from None
+        if parsed.get_backend_name() == "sqlite":
+            check_sqlite_url(parsed)
         return value
 
     @model_validator(mode="after")
@@ -87,6 +93,10 @@ class SqlSourceOptions(SourceOptions):
     @property
     def all_queries(self) -> list[str]:
         return [self.query] if self.query is not None else list(self.queries or [])
+
+    @property
+    def database_url(self) -> str | None:
+        return self.url
 
     def build(self) -> "SqlSource":
         return SqlSource(self)
@@ -105,8 +115,12 @@ class SqlSource:
         extract = Extract()
         started = time.monotonic()
         try:
-            engine = engine_for(self.options.url, read_only=True)
+            engine = engine_for(
+                _confined(self.options.url, context), context.egress, read_only=True
+            )
             connection = engine.connect()
+        except ConnectorError as exc:  # refused by the egress policy, or no such host
+            raise _failed(type(exc)(f"sql source: {exc}"), extract.query_details, started) from None
         except (ArgumentError, ImportError) as exc:
             raise _failed(
                 PermanentError(f"sql source: the URL cannot be used: {_first_line(exc)}"),
@@ -118,21 +132,61 @@ class SqlSource:
         with connection:
             if connection.dialect.name == "postgresql":
                 connection = connection.execution_options(postgresql_readonly=True)
-            for sql, label in zip(queries, labels, strict=True):
-                started = time.monotonic()
-                try:
-                    rows = _run(connection, sql, data_date, label, context)
-                except SQLAlchemyError as exc:
-                    raise _failed(classify(exc, label), extract.query_details, started) from None
-                except ConnectorError as exc:
-                    raise _failed(exc, extract.query_details, started) from None
-                extract.records.extend(rows)
-                extract.query_details.append(
-                    QueryDetail(status="SUCCESS", rows=len(rows), duration=_since(started))
-                )
-                context.heartbeat()
+            with _reading_only(connection):
+                for sql, label in zip(queries, labels, strict=True):
+                    extract.records.extend(
+                        self._query(connection, sql, data_date, label, extract, context)
+                    )
             connection.rollback()
         return extract
+
+    def _query(
+        self,
+        connection: Connection,
+        sql: str,
+        data_date: date,
+        label: str,
+        extract: Extract,
+        context: RunContext,
+    ) -> list[Record]:
+        started = time.monotonic()
+        try:
+            rows = _run(connection, sql, data_date, label, context)
+        except SQLAlchemyError as exc:
+            raise _failed(classify(exc, label), extract.query_details, started) from None
+        except ConnectorError as exc:
+            raise _failed(exc, extract.query_details, started) from None
+        extract.query_details.append(
+            QueryDetail(status="SUCCESS", rows=len(rows), duration=_since(started))
+        )
+        context.heartbeat()
+        return rows
+
+
+def _confined(url: str, context: RunContext) -> str:
+    """`url` (its `${NAME}` references resolved), a SQLite file resolved in the team's dir."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError:
+        raise PermanentError("the URL is not a SQLAlchemy URL") from None
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    return confine_sqlite_url(parsed, context.team_dir).render_as_string(hide_password=False)
+
+
+@contextmanager
+def _reading_only(connection: Connection) -> Iterator[None]:
+    """On SQLite, the team's queries run under `read_only_authorizer`; the pooled
+    connection is given back without it."""
+    driver = connection.connection.driver_connection
+    if connection.dialect.name != "sqlite" or driver is None:
+        yield
+        return
+    driver.set_authorizer(read_only_authorizer)
+    try:
+        yield
+    finally:
+        driver.set_authorizer(None)
 
 
 def _run(

@@ -21,7 +21,17 @@ def reason(exc: SQLAlchemyError) -> str:
     return text.splitlines()[0] if text else exc.__class__.__name__
 
 
+# SQLite's answer when the authorizer of a team's source query (connectors/warehouse.py) denies
+_NOT_AUTHORIZED = re.compile(r"^(not authorized|authorization denied)")
+READ_ONLY_SQLITE = (
+    "a SQLite source may only read its own file (no writes, ATTACH, VACUUM INTO, PRAGMA "
+    "or extensions)"
+)
+
+
 def classify(exc: SQLAlchemyError, context: str) -> ConnectorError:
+    if _NOT_AUTHORIZED.match(reason(exc)):
+        return PermanentError(f"{context}: {READ_ONLY_SQLITE}")
     message = f"{context}: {reason(exc)}"
     transient = (isinstance(exc, DBAPIError) and exc.connection_invalidated) or bool(
         _TRANSIENT.search(reason(exc))

@@ -1,4 +1,5 @@
-"""The `sqlite` destination: a table in a SQLite file, `warehouse.db` in the data directory."""
+"""The `sqlite` destination: a table in a SQLite file of the team's own warehouse directory
+(`warehouse.db` by default; see connectors/warehouse.py)."""
 
 from datetime import date
 from functools import lru_cache
@@ -7,9 +8,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
 
 from connectors import sql_table
 from connectors.base import DestinationOptions, Record, RunContext
+from connectors.warehouse import DEFAULT_FILE, check_relative_name, file_in
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -18,7 +21,8 @@ class SqliteDestinationOptions(DestinationOptions):
     type: Literal["sqlite"] = "sqlite"
     path: str | None = Field(
         default=None,
-        description="A file in the worker's data directory (relative, no `..`); "
+        max_length=255,
+        description="A file in the team's warehouse directory (relative, no `..`); "
         "default: warehouse.db.",
     )
     table: str | None = Field(
@@ -27,12 +31,8 @@ class SqliteDestinationOptions(DestinationOptions):
 
     @field_validator("path")
     @classmethod
-    def _inside_data_dir(cls, value: str | None) -> str | None:
-        if value is not None and (
-            not value or Path(value).is_absolute() or ".." in Path(value).parts
-        ):
-            raise ValueError("must be a relative path inside the data directory, without '..'")
-        return value
+    def _inside_team_dir(cls, value: str | None) -> str | None:
+        return None if value is None else check_relative_name(value)
 
     def build(self) -> "SqliteDestination":
         return SqliteDestination(self)
@@ -43,10 +43,10 @@ class SqliteDestination:
         self.options = options
 
     def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
-        path = context.data_dir / (self.options.path or "warehouse.db")
+        path = file_in(context.team_dir, self.options.path or DEFAULT_FILE)
         table = self.options.table or f"transfer_{context.transfer_id}"
         return sql_table.replace_partition(
-            _engine(str(path.resolve())),
+            _engine(str(path)),
             table_name=table,
             schema=None,
             data_date=data_date,
@@ -57,7 +57,7 @@ class SqliteDestination:
 @lru_cache(maxsize=32)
 def _engine(path: str) -> Engine:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+    engine = create_engine(URL.create("sqlite", database=path), connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

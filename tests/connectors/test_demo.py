@@ -15,7 +15,7 @@ DAY = date(2024, 3, 1)
 
 def context(tmp_path: Path, beats: list[None] | None = None) -> RunContext:
     return RunContext(
-        data_dir=tmp_path,
+        team_dir=tmp_path,
         transfer_id=1,
         heartbeat=(lambda: beats.append(None)) if beats is not None else (lambda: None),
     )

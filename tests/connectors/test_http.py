@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterator
 from datetime import date
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from cli.devserver import free_port
 from connectors.base import Extract, RunContext
+from connectors.egress import EgressPolicy
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.http import HttpSourceOptions
 from connectors.registry import InvalidConnectorSpec, parse_source
@@ -20,6 +22,9 @@ DAY = date(2024, 3, 1)
 PATH = "/items/2024-03-01"
 SECRET = "s3cr3t-token-value"
 ENV = {"API_TOKEN": SECRET}
+
+# The test servers listen on loopback, which the egress policy refuses by default.
+LOCAL_SERVERS = EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
 
 ROWS = [{"id": 1, "name": "one", "cost": 1.5}, {"id": 2, "name": "two", "cost": 2.0}]
 
@@ -32,9 +37,10 @@ def server() -> Iterator[LocalHttpServer]:
 
 def context(tmp_path: Path, beats: list[None] | None = None) -> RunContext:
     return RunContext(
-        data_dir=tmp_path,
+        team_dir=tmp_path,
         transfer_id=1,
         heartbeat=(lambda: beats.append(None)) if beats is not None else (lambda: None),
+        egress=LOCAL_SERVERS,
     )
 
 

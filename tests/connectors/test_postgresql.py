@@ -4,6 +4,7 @@ a table in a schema, created when missing, one copy per date."""
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from cli.devserver import free_port
 from connectors.base import Destination, RunContext
 from connectors.demo import demo_rows
+from connectors.egress import EgressPolicy
 from connectors.errors import PermanentError, TransientError
 from connectors.postgresql import PostgresqlDestinationOptions
 from connectors.registry import InvalidConnectorSpec, parse_destination
@@ -20,6 +22,8 @@ from tests.scratch_postgres import query, scratch_database
 
 DAY = date(2024, 3, 1)
 OTHER_DAY = date(2024, 3, 2)
+# The test database listens on loopback, which the egress policy refuses by default.
+LOCAL_SERVERS = EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def context(beats: list[None] | None = None) -> RunContext:
         if beats is not None:
             beats.append(None)
 
-    return RunContext(data_dir=Path("."), transfer_id=1, heartbeat=heartbeat)
+    return RunContext(team_dir=Path("."), transfer_id=1, heartbeat=heartbeat, egress=LOCAL_SERVERS)
 
 
 def count(url: str, table: str, data_date: date | None = None) -> int:

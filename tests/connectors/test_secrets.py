@@ -1,10 +1,10 @@
-"""`${NAME}` references: resolved from the worker's environment, never shown resolved."""
+"""`${NAME}` references: resolved from the values a run may use, never shown resolved."""
 
 import pytest
 
 from connectors.errors import PermanentError
 from connectors.masking import masked
-from connectors.secrets import mask_url_passwords, resolve
+from connectors.secrets import InFlightSecrets, mask_url_passwords, references, resolve
 
 
 def test_references_resolve_anywhere_in_the_options() -> None:
@@ -29,9 +29,36 @@ def test_references_resolve_anywhere_in_the_options() -> None:
     assert spec["url"] == "postgresql://loader:${PG_PASSWORD}@db.internal/ads", "input unchanged"
 
 
-def test_a_missing_variable_fails_the_run_permanently_naming_it() -> None:
-    with pytest.raises(PermanentError, match=r"no environment variable MISSING_TOKEN"):
-        resolve({"headers": {"X-Key": "${MISSING_TOKEN}"}}, {})
+def test_a_missing_reference_fails_the_run_permanently_naming_it() -> None:
+    with pytest.raises(PermanentError, match=r"\$\{MISSING_TOKEN\} is neither a secret") as raised:
+        resolve({"headers": {"X-Key": "${MISSING_TOKEN}"}}, {"OTHER": "value-of-other"})
+
+    assert "value-of-other" not in str(raised.value)
+
+
+def test_resolution_is_one_pass_a_value_is_never_resolved_again() -> None:
+    """A team's secret value holding `${WORKER_VAR}` must not pull in that variable."""
+    resolved, _ = resolve(
+        {"url": "https://h/${MINE}/{data_date}"},
+        {"MINE": "${BACKFILLS_DATABASE_URL}", "BACKFILLS_DATABASE_URL": "postgresql://svc"},
+    )
+
+    assert resolved["url"] == "https://h/${BACKFILLS_DATABASE_URL}/{data_date}"
+
+
+def test_references_are_found_at_any_depth() -> None:
+    spec = {"a": "${ONE}x${TWO}", "b": [{"c": "${THREE}"}, 5, None], "d": "$NOT {ALSO_NOT}"}
+
+    assert references(spec) == {"ONE", "TWO", "THREE"}
+
+
+def test_in_flight_secrets_are_redacted_only_while_held() -> None:
+    _, redact = resolve({"h": "${TOKEN}"}, {"TOKEN": "tok-live-1234"})
+    in_flight = InFlightSecrets()
+
+    with in_flight.held(redact), in_flight.held(redact):
+        assert in_flight.redact("GET https://x/?k=tok-live-1234") == "GET https://x/?k=${TOKEN}"
+    assert in_flight.redact("tok-live-1234") == "tok-live-1234"
 
 
 def test_the_redactor_puts_references_back_and_masks_url_passwords() -> None:

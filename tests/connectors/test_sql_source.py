@@ -3,6 +3,7 @@
 import sqlite3
 from collections.abc import Iterator
 from datetime import date
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from cli.devserver import free_port
 from connectors.base import Extract, RunContext
+from connectors.egress import EgressPolicy
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_source
 from connectors.sql import SqlSourceOptions
@@ -24,7 +26,15 @@ ADS = [
     ("2024-03-01", "video", 30, 0.5),
     ("2024-03-02", "brand", 11, 1.0),
 ]
+# The test database listens on loopback, which the egress policy refuses by default.
+LOCAL_SERVERS = EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
 BY_DAY = "SELECT campaign, clicks, cost FROM ads WHERE day = :data_date ORDER BY campaign"
+
+
+@pytest.fixture(autouse=True)
+def _in_the_team_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs of this module have the working directory as their team's directory."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -41,12 +51,15 @@ def source_db(tmp_path: Path) -> Path:
 
 
 def url_of(path: Path, **query: str) -> str:
+    """A team's URL of `path`: its name in the team's directory."""
     params = "&".join(f"{key}={value}" for key, value in query.items())
-    return f"sqlite:///{path}" + (f"?{params}" if params else "")
+    return f"sqlite:///{path.name}" + (f"?{params}" if params else "")
 
 
 def context(tmp_path: Path) -> RunContext:
-    return RunContext(data_dir=tmp_path, transfer_id=1, heartbeat=lambda: None)
+    return RunContext(
+        team_dir=tmp_path, transfer_id=1, heartbeat=lambda: None, egress=LOCAL_SERVERS
+    )
 
 
 def extract(url: str, data_date: date = DAY, **options: Any) -> Extract:
@@ -150,18 +163,18 @@ def test_a_sqlite_source_is_opened_read_only(source_db: Path) -> None:
     error = failure(url_of(source_db), query="UPDATE ads SET clicks = 0 WHERE day = :data_date")
 
     assert isinstance(error, PermanentError)
-    assert "readonly database" in str(error)
+    assert "may only read" in str(error)
     with sqlite3.connect(source_db) as connection:
         clicks = connection.execute("SELECT sum(clicks) FROM ads").fetchone()
     connection.close()
     assert clicks == (71,)
 
 
-def test_a_statement_without_a_result_fails(source_db: Path) -> None:
+def test_a_statement_that_is_not_a_query_fails_and_says_why(source_db: Path) -> None:
     error = failure(url_of(source_db), query="CREATE TEMP TABLE t AS SELECT :data_date AS d")
 
     assert isinstance(error, PermanentError)
-    assert "SELECT" in str(error)
+    assert "may only read" in str(error)
 
 
 def test_a_missing_sqlite_file_fails_permanently_and_is_not_created(tmp_path: Path) -> None:
@@ -226,8 +239,87 @@ def test_a_refused_connection_fails_transiently_without_the_password() -> None:
     assert "hunter2-secret" not in str(error.query_details)
 
 
+def test_a_sqlite_query_cannot_attach_another_file(source_db: Path, tmp_path: Path) -> None:
+    other = tmp_path.parent / "service.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS tokens (hash TEXT)")
+    connection.close()
+
+    error = failure(url_of(source_db), query=f"ATTACH DATABASE '{other}' || :data_date AS s")
+
+    assert isinstance(error, PermanentError)
+    assert "may only read its own file" in str(error)
+    assert str(other) not in str(error.query_details)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "VACUUM INTO :data_date",  # would copy the file to a path of the worker's choosing
+        "ATTACH DATABASE :data_date AS other",
+        "SELECT load_extension(:data_date)",
+        "SELECT * FROM pragma_database_list WHERE :data_date IS NOT NULL",
+        "SELECT * FROM pragma_table_info(:data_date)",
+        "INSERT INTO ads (day) VALUES (:data_date) RETURNING day",
+        "CREATE TEMP TABLE t AS SELECT :data_date AS d",
+    ],
+)
+def test_a_sqlite_query_may_only_read(source_db: Path, tmp_path: Path, query: str) -> None:
+    error = failure(url_of(source_db), query=query)
+
+    assert isinstance(error, PermanentError)
+    assert "may only read" in str(error)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]
+
+
+def test_the_authorizer_does_not_stay_on_the_pooled_connection(source_db: Path) -> None:
+    with pytest.raises(PermanentError):
+        extract(url_of(source_db), query="ATTACH DATABASE :data_date AS other")
+
+    assert len(extract(url_of(source_db), query=BY_DAY).records) == 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////etc/passwd",
+        "sqlite:///../backfills.db",
+        "sqlite:///teams/../../backfills.db",
+        "sqlite:///x.db?uri=true",
+        "sqlite:///x.db?mode=rwc",
+    ],
+)
+def test_a_sqlite_url_outside_the_team_dir_is_rejected_when_saved(url: str) -> None:
+    message = problem(url=url, query=BY_DAY)
+
+    assert "source.url" in message
+    assert "sqlite:" in message
+
+
+def test_a_link_out_of_the_team_dir_is_refused_at_run_time(source_db: Path, tmp_path: Path) -> None:
+    (tmp_path / "escape.db").symlink_to(source_db.parent.parent / "elsewhere.db")
+
+    error = failure("sqlite:///escape.db", query=BY_DAY)
+
+    assert isinstance(error, PermanentError)
+    assert "outside the team's directory" in str(error)
+    assert str(tmp_path.parent) not in str(error)
+
+
+def test_a_secret_resolving_to_an_absolute_path_is_refused_at_run_time(source_db: Path) -> None:
+    options = parse_source({"type": "sql", "url": "${URL}", "query": BY_DAY})
+    assert isinstance(options, SqlSourceOptions)
+    # what the worker runs once ${URL} resolves
+    source = options.model_copy(update={"url": f"sqlite:///{source_db}"}).build()
+
+    with pytest.raises(PermanentError) as raised:
+        source.extract(DAY, context(Path(".")))
+
+    assert "team's directory" in str(raised.value)
+
+
 def test_a_plain_postgresql_url_uses_the_psycopg_driver() -> None:
-    engine = engine_for(f"postgresql://reader@127.0.0.1:{free_port()}/warehouse")
+    engine = engine_for(f"postgresql://reader@127.0.0.1:{free_port()}/warehouse", LOCAL_SERVERS)
 
     assert engine.dialect.driver == "psycopg"
 

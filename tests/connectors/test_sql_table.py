@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, event
 
 from connectors.base import Destination, Record, RunContext
 from connectors.demo import demo_rows
+from connectors.egress import EgressPolicy
 from connectors.errors import PermanentError
 from connectors.registry import parse_destination
 from connectors.sql_table import INSERT_BATCH_ROWS
@@ -86,7 +88,12 @@ class Sink:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sink]:
     beats: list[None] = []
-    context = RunContext(data_dir=tmp_path, transfer_id=1, heartbeat=lambda: beats.append(None))
+    context = RunContext(
+        team_dir=tmp_path,
+        transfer_id=1,
+        heartbeat=lambda: beats.append(None),
+        egress=EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"),)),
+    )
     if request.param == "sqlite":
         destination = parse_destination({"type": "sqlite", "table": "ads"}).build()
         yield Sink("sqlite", destination, context, sqlite_path=tmp_path / "warehouse.db")
@@ -312,7 +319,7 @@ def test_concurrent_first_loads_of_a_new_table_all_land(sink: Sink) -> None:
 
 def test_sqlite_matches_record_keys_to_columns_case_insensitively(tmp_path: Path) -> None:
     destination = parse_destination({"type": "sqlite", "table": "ads"}).build()
-    context = RunContext(data_dir=tmp_path, transfer_id=1, heartbeat=lambda: None)
+    context = RunContext(team_dir=tmp_path, transfer_id=1, heartbeat=lambda: None)
     destination.replace_partition(DAY, [{"clicks": 1}], context)
 
     destination.replace_partition(OTHER_DAY, [{"Clicks": 2}], context)

@@ -18,7 +18,7 @@ OTHER_DAY = date(2024, 3, 2)
 
 
 def context(tmp_path: Path, transfer_id: int = 7) -> RunContext:
-    return RunContext(data_dir=tmp_path, transfer_id=transfer_id, heartbeat=lambda: None)
+    return RunContext(team_dir=tmp_path, transfer_id=transfer_id, heartbeat=lambda: None)
 
 
 def destination(**options: Any) -> Destination:
@@ -96,7 +96,7 @@ def test_records_are_stored_as_given(tmp_path: Path) -> None:
     assert [{key: row[key] for key in records[0]} for row in stored] == records
 
 
-def test_defaults_are_warehouse_db_in_the_data_dir_and_transfer_table(tmp_path: Path) -> None:
+def test_defaults_are_warehouse_db_in_the_team_dir_and_transfer_table(tmp_path: Path) -> None:
     sink = parse_destination({"type": "sqlite"}).build()
 
     sink.replace_partition(DAY, demo_rows(DAY, 2), context(tmp_path, transfer_id=42))
@@ -180,8 +180,21 @@ def test_unsafe_table_names_are_rejected(table: str) -> None:
     assert "destination.table" in str(raised.value)
 
 
-@pytest.mark.parametrize("path", ["/etc/warehouse.db", "../warehouse.db", "a/../../w.db", ""])
-def test_paths_outside_the_data_dir_are_rejected(path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/warehouse.db",
+        "../warehouse.db",
+        "a/../../w.db",
+        "",
+        "..",
+        "~/w.db",
+        "..\\..\\backfills.db",
+        "a/./../../b.db",
+        "w.db\0x",
+    ],
+)
+def test_paths_outside_the_team_dir_are_rejected(path: str) -> None:
     with pytest.raises(InvalidConnectorSpec) as raised:
         parse_destination({"type": "sqlite", "path": path})
 
@@ -197,3 +210,23 @@ def test_a_table_dropped_behind_the_workers_back_is_created_again(tmp_path: Path
     assert sink.replace_partition(OTHER_DAY, demo_rows(OTHER_DAY, 4), context(tmp_path)) == 4
 
     assert len(rows_of(tmp_path / "out/ads.db", "ads")) == 4
+
+
+def test_a_link_out_of_the_team_dir_is_refused_at_run_time(tmp_path: Path) -> None:
+    """Whatever made the link (an operator, a restored backup), a run never follows one out."""
+    team_dir = tmp_path / "teams" / "1"
+    team_dir.mkdir(parents=True)
+    service_db = tmp_path / "backfills.db"
+    with sqlite3.connect(service_db) as connection:
+        connection.execute("CREATE TABLE transfer_runs (data_date TEXT, secret TEXT)")
+        connection.execute("INSERT INTO transfer_runs VALUES ('2024-01-01', 'keep me')")
+    (team_dir / "escape.db").symlink_to(service_db)
+    (team_dir / "up").symlink_to(tmp_path)
+    for path in ("escape.db", "up/backfills.db"):
+        sink = parse_destination({"type": "sqlite", "path": path, "table": "transfer_runs"})
+
+        with pytest.raises(PermanentError, match="outside the team's directory"):
+            sink.build().replace_partition(DAY, [], context(team_dir))
+
+    with sqlite3.connect(service_db) as connection:
+        assert connection.execute("SELECT secret FROM transfer_runs").fetchall() == [("keep me",)]
