@@ -17,6 +17,7 @@ from persistence import accounts
 from persistence.accounts import Caller
 from persistence.db import Database
 from persistence.models import Scope
+from persistence.secret_box import SecretBox
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
@@ -31,6 +32,11 @@ async def _db(request: Request) -> Database:
     return db
 
 
+async def _secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
 async def _temporal(request: Request) -> Client:
     return await request.app.state.temporal.client()
 
@@ -38,6 +44,7 @@ async def _temporal(request: Request) -> Client:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_db)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
+SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`")
 
@@ -47,15 +54,34 @@ def _caller(
     db: DbDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    if credentials is None or not credentials.credentials:
-        raise unauthorized()
-    caller = accounts.authenticate(db=db, token=credentials.credentials)
-    if caller is None:
-        raise unauthorized("the token is unknown, expired or revoked")
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.retry_after(accounts.hash_token(credentials.credentials))
+    """The caller behind the bearer token, with both rate limits applied before the lookup.
+
+    An address that has used up its budget of failed authentications gets 429 before its
+    token is even hashed: a spray of missing, random or stale tokens costs no database
+    lookup past that budget. (Requests running concurrently may each pass the check before
+    any of them spends, so a burst can overshoot by up to the thread pool's size.) Every
+    failure spends one from the address's budget; a valid token's requests spend nothing
+    from it, but while the address is blocked they are refused too, since telling them
+    apart would take the lookup. Then the token's own limit, keyed by its digest, and only
+    then the lookup, by that same digest.
+    """
+    failures: RateLimiter = request.app.state.auth_failure_limiter
+    address = request.client.host if request.client is not None else ""
+    wait = failures.blocked_for(address)
     if wait is not None:
         raise too_many_requests(wait)
+    if credentials is None or not credentials.credentials:
+        failures.spend(address)
+        raise unauthorized()
+    digest = accounts.hash_token(credentials.credentials)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.retry_after(digest)
+    if wait is not None:
+        raise too_many_requests(wait)
+    caller = accounts.authenticate_digest(db=db, digest=digest)
+    if caller is None:
+        failures.spend(address)
+        raise unauthorized("the token is unknown, expired or revoked")
     return caller
 
 

@@ -12,11 +12,12 @@ from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.rate_limit import RateLimiter
 from api.request_context import RequestContextMiddleware
-from api.routers import backfills, health, metrics, runs, transfers
+from api.routers import backfills, health, metrics, runs, secrets, transfers
 from api.temporal import TemporalConnection
 from config import Settings, get_settings
 from observability.tracing import setup_tracing
 from persistence.db import Database
+from persistence.secret_box import load_secret_box
 
 log = logging.getLogger("backfills.api")
 
@@ -29,9 +30,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.db = Database(settings.resolved_database_url)
+        app.state.secret_box = load_secret_box(settings)
         app.state.temporal = TemporalConnection(settings)
+        # both per process (see api/rate_limit.py): per token digest, and per client address
+        # for failed authentications (see api/deps.py)
         app.state.rate_limiter = RateLimiter(
             per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        )
+        app.state.auth_failure_limiter = RateLimiter(
+            per_minute=settings.auth_failures_per_minute, burst=settings.auth_failures_burst
         )
         if not await app.state.temporal.is_reachable():
             log.warning("Temporal is not reachable yet; backfill writes answer 503 until it is")
@@ -48,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: counts every answer
     install_error_handlers(app)
-    for router in (backfills.router, runs.router, transfers.router):
+    for router in (backfills.router, runs.router, transfers.router, secrets.router):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)

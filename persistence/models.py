@@ -162,3 +162,20 @@ class TransferRun(SQLModel, table=True):
     query_details: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+
+
+class TeamSecret(SQLModel, table=True):
+    """A team's secret for `${NAME}` references. Only its ciphertext is stored (see
+    persistence/secret_box.py); the API returns the name and times, never the value."""
+
+    __tablename__ = "team_secrets"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_team_secrets_team_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id")
+    name: str
+    ciphertext: str
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_user_id: int | None = None
+    updated_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_user_id: int | None = None

@@ -23,7 +23,7 @@ def test_openapi_documents_bearer_auth_envelopes_and_errors(stack: Stack) -> Non
         if path.startswith("/v1/")
         for method, operation in methods.items()
     ]
-    assert len(operations) == 11
+    assert len(operations) == 15
     for path, method, operation in operations:
         assert operation.get("operationId"), (path, method)
         assert operation.get("summary"), (path, method)
@@ -120,7 +120,7 @@ def test_every_request_body_has_an_example(document: dict[str, Any]) -> None:
         if "requestBody" in operation
     ]
 
-    assert {method for method, _, _ in bodies} == {"post", "patch"}
+    assert {method for method, _, _ in bodies} == {"post", "patch", "put"}
     for method, path, body in bodies:
         media = body["content"]["application/json"]
         schema = resolve(document, media["schema"])
