@@ -8,6 +8,7 @@ finish (up to BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits.
 import asyncio
 import logging
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -17,13 +18,15 @@ from temporalio.worker import Worker
 
 from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
-from activities.transfer_run import TransferRunActivities
+from activities.transfer_run import RunEnvironment, TransferRunActivities
 from config import Settings, get_settings
+from connectors.egress import EgressPolicy
 from observability.activity_context import TeamContextInterceptor, team_fields
 from observability.logs import add_context_provider, setup_logging
 from observability.tracing import setup_tracing
 from observability.worker_metrics import serve_worker_metrics, worker_runtime
 from persistence.db import Database
+from persistence.secret_box import SecretsKeyError, load_secret_box
 from workflows.backfill import BackfillWorkflow
 from workflows.client import connect, ensure_search_attributes
 from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
@@ -33,6 +36,7 @@ log = logging.getLogger("backfills.worker")
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
+    environment = run_environment(settings)
     setup_tracing(settings, service_name="backfills-worker")
     client = await connect(settings, runtime=worker_runtime(settings))
     await ensure_search_attributes(client, settings.temporal_namespace)
@@ -40,7 +44,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     serve_worker_metrics(settings, db)
     add_context_provider(team_fields)
     records = RecordActivities(db)
-    transfer_runs = TransferRunActivities(db, settings.data_dir.resolve())
+    transfer_runs = TransferRunActivities(db, environment)
     reconciler = ReconcileActivities(db, client, settings)
     max_activities = settings.worker_max_concurrent_activities
     with ThreadPoolExecutor(max_workers=max_activities) as executor:
@@ -60,6 +64,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             await stop.wait()
             log.info("worker stopping: draining activities in flight")
     log.info("worker stopped")
+
+
+def run_environment(settings: Settings) -> RunEnvironment:
+    """What the operator lets runs reach: raises SecretsKeyError without a usable key."""
+    return RunEnvironment(
+        data_dir=settings.data_dir.resolve(),
+        secret_box=load_secret_box(settings),
+        egress=EgressPolicy.from_settings(settings),
+        env_allowlist=frozenset(settings.worker_env_allowlist),
+    )
 
 
 async def ensure_reconciler(client: Client, settings: Settings) -> None:
@@ -87,7 +101,10 @@ def _stop_on_signals() -> asyncio.Event:
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except SecretsKeyError as exc:
+        sys.exit(f"backfills worker: {exc}")
 
 
 if __name__ == "__main__":

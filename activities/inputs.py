@@ -52,6 +52,7 @@ class TransferRunResult:
 
 PERMANENT_RUN_ERROR = "PermanentRunError"
 TRANSIENT_RUN_ERROR = "TransientRunError"
+INTERNAL_RUN_ERROR = "InternalRunError"  # the service failed, not the connector: retried
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 import os
 import time
-from dataclasses import asdict, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.inputs import (
+    INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
     TRANSIENT_RUN_ERROR,
     RunOutcome,
@@ -16,19 +18,33 @@ from activities.inputs import (
     TransferRunResult,
 )
 from connectors.base import QueryDetail, RunContext
+from connectors.egress import EgressPolicy
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
-from connectors.secrets import Redactor, resolve
+from connectors.secrets import IN_FLIGHT, Redactor, references, resolve
+from connectors.warehouse import team_dir
 from observability import worker_metrics as metrics
-from persistence import runs, transfers
+from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
+from persistence.secret_box import SecretBox, UndecryptableSecret
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    """What runs may reach beyond the service database, as the operator configured it."""
+
+    data_dir: Path
+    secret_box: SecretBox
+    egress: EgressPolicy
+    env_allowlist: frozenset[str] = frozenset()
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 
 class TransferRunActivities:
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(self, db: Database, environment: RunEnvironment) -> None:
         self.db = db
-        self.data_dir = data_dir
+        self.environment = environment
         self._transfers: dict[int, Transfer] = {}
 
     @activity.defn(name="run_transfer")
@@ -36,8 +52,22 @@ class TransferRunActivities:
         """Run one date, unless it was cancelled or has already ended.
 
         The destination write replaces the date's partition, so an attempt retried after a
-        crash between the write and the status update leaves one copy of the rows.
+        crash between the write and the status update leaves one copy of the rows. A failure
+        of the service itself (its database down, say) is retried like a transient one; what
+        the run reports of it is only "internal error" and the run's id, the detail (which
+        may hold the service's SQL, parameters and hosts) goes to the worker's log.
         """
+        try:
+            return self._run(input)
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            activity.logger.exception("the transfer run failed: %s", type(exc).__name__)
+            raise ApplicationError(
+                f"internal error (run {_run_ref()})", type=INTERNAL_RUN_ERROR
+            ) from None
+
+    def _run(self, input: TransferRunInput) -> TransferRunResult:
         info = activity.info()
         started = runs.begin_run(
             db=self.db,
@@ -72,30 +102,64 @@ class TransferRunActivities:
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
 
     def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
-        """Extract and load; every error leaves as a ConnectorError with secrets redacted."""
+        """Extract and load; every error leaves as a ConnectorError with secrets redacted.
+
+        An error no connector foresaw is logged here with its detail and reported to the
+        user only as an internal error with the run's id: its text may hold the service's
+        own paths, hosts or SQL.
+        """
         transfer = self._transfer(input.transfer_id)
         redact = Redactor()
         try:
-            source_spec, source_secrets = resolve(transfer.source, os.environ)
-            destination_spec, destination_secrets = resolve(transfer.destination, os.environ)
+            values = self._secret_values(transfer)
+            source_spec, source_secrets = resolve(transfer.source, values)
+            destination_spec, destination_secrets = resolve(transfer.destination, values)
             redact = Redactor({**source_secrets.secrets, **destination_secrets.secrets})
-            source = parse_source(source_spec).build()
-            destination = parse_destination(destination_spec).build()
-            context = RunContext(
-                data_dir=self.data_dir, transfer_id=input.transfer_id, heartbeat=activity.heartbeat
-            )
-            extract = source.extract(input.data_date, context)
-            activity.heartbeat()
-            rows = destination.replace_partition(input.data_date, extract.records, context)
+            with IN_FLIGHT.held(redact):
+                source = parse_source(source_spec).build()
+                destination = parse_destination(destination_spec).build()
+                context = RunContext(
+                    team_dir=team_dir(self.environment.data_dir, transfer.team_id),
+                    transfer_id=input.transfer_id,
+                    heartbeat=activity.heartbeat,
+                    egress=self.environment.egress,
+                )
+                extract = source.extract(input.data_date, context)
+                activity.heartbeat()
+                rows = destination.replace_partition(input.data_date, extract.records, context)
         except ConnectorError as exc:
             details = _redacted(exc.query_details, redact) if exc.query_details else None
             raise type(exc)(redact(str(exc)), query_details=details) from None
         except InvalidConnectorSpec as exc:
             raise PermanentError(redact(f"invalid transfer configuration: {exc}")) from None
         except Exception as exc:
-            activity.logger.warning("unexpected %s in a transfer run", exc.__class__.__name__)
-            raise TransientError(redact(f"{exc.__class__.__name__}: {exc}")) from None
+            with IN_FLIGHT.held(redact):
+                activity.logger.exception("unexpected %s in a transfer run", type(exc).__name__)
+            raise TransientError(f"internal error (run {_run_ref()})") from None
         return rows, [asdict(detail) for detail in _redacted(extract.query_details, redact)]
+
+    def _secret_values(self, transfer: Transfer) -> dict[str, str]:
+        """The values the transfer's references may resolve to: the team's own secrets,
+        then the worker variables the operator allowlists."""
+        names = references(transfer.source) | references(transfer.destination)
+        if not names:
+            return {}
+        environment = self.environment
+        allowed = {
+            name: environment.environ[name]
+            for name in names & environment.env_allowlist
+            if name in environment.environ
+        }
+        try:
+            team_values = secrets.secret_values(
+                db=self.db, box=environment.secret_box, team_id=transfer.team_id, names=names
+            )
+        except UndecryptableSecret as exc:
+            raise PermanentError(
+                f"the secret ${{{exc}}} cannot be decrypted with the service's keys; "
+                "set its value again"
+            ) from None
+        return {**allowed, **team_values}
 
     def _transfer(self, transfer_id: int) -> Transfer:
         """The transfer's configuration, read once per worker: a transfer never changes after
@@ -118,6 +182,11 @@ class TransferRunActivities:
             message=str(error),
             query_details=[asdict(detail) for detail in details],
         )
+
+
+def _run_ref() -> str:
+    info = activity.info()
+    return f"{info.workflow_id}/{info.activity_id}, attempt {info.attempt}"
 
 
 def _redacted(details: list[QueryDetail], redact: Redactor) -> list[QueryDetail]:

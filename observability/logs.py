@@ -30,6 +30,7 @@ from temporalio.runtime import (
 )
 
 from config import Settings
+from connectors.secrets import IN_FLIGHT, mask_url_passwords
 
 ContextProvider = Callable[[], Mapping[str, object]]
 _providers: list[ContextProvider] = []
@@ -85,6 +86,12 @@ def _temporal_fields(record: logging.LogRecord | None) -> dict[str, object]:
     }
 
 
+def redacted(line: str) -> str:
+    """A finished log line without the secret values of the runs in flight, nor a password
+    inside a URL: applied to every line, whichever library wrote it."""
+    return mask_url_passwords(IN_FLIGHT.redact(line))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -93,14 +100,14 @@ class JsonFormatter(logging.Formatter):
             .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redacted(record.getMessage()),
         }
         for key, value in context_fields(record).items():
             entry.setdefault(key, value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redacted(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
+            entry["stack"] = redacted(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -114,10 +121,10 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         fields = context_fields(record)
         if not fields:
-            return line
+            return redacted(line)
         first, newline, rest = line.partition("\n")
         ids = " ".join(f"{key}={value}" for key, value in fields.items())
-        return f"{first} [{ids}]{newline}{rest}"
+        return redacted(f"{first} [{ids}]{newline}{rest}")
 
 
 def setup_logging(settings: Settings) -> None:
@@ -133,6 +140,9 @@ def setup_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     logging.captureWarnings(True)
+    # httpx logs every request's full URL at INFO; a URL may carry a resolved secret.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     # The ids go into fields of their own; Temporal would otherwise append them to messages.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False
