@@ -107,8 +107,13 @@ def authenticate(*, db: Database, token: str) -> Caller | None:
 
     The token is looked up by its SHA-256 digest, so no comparison ever runs on the secret.
     """
+    return authenticate_digest(db=db, digest=hash_token(token))
+
+
+def authenticate_digest(*, db: Database, digest: str) -> Caller | None:
+    """`authenticate` for a token already hashed with `hash_token` (the API hashes it once)."""
     with db.read() as session:
-        row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+        row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
         if row is None or row.revoked_time is not None:
             return None
         if row.expires_time is not None and as_utc(row.expires_time) <= utcnow():

@@ -1,32 +1,84 @@
-"""Abuse controls: per-token rate limits and the request body size limit."""
+"""Abuse controls: per-token rate limits, per-address limits on failed authentication, and
+the request body size limit."""
 
+import os
+import secrets
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from cli.devserver import free_port
+from persistence import accounts
 from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
+
+FAILURE_BUDGET = 5  # BACKFILLS_AUTH_FAILURES_BURST of the APIs below; refills 1 a minute
+
+
+@contextmanager
+def _api_process(env: dict[str, str], logs: Path) -> Iterator[str]:
+    """An API process of its own on a free port; yields its base URL (without `/v1`)."""
+    port = free_port()
+    process = spawn(["api"], {**env, "BACKFILLS_API_PORT": str(port)}, logs / f"api-{port}.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(base + "/healthz"), timeout=60)
+        yield base
+    finally:
+        stop(process)
 
 
 @pytest.fixture
 def strict_api(stack: Stack) -> Iterator[str]:
     """A second API process on the same stack, with a low rate limit."""
-    port = free_port()
     env = {
         **stack.env,
-        "BACKFILLS_API_PORT": str(port),
         "BACKFILLS_RATE_LIMIT_PER_MINUTE": "60",
         "BACKFILLS_RATE_LIMIT_BURST": "5",
         "BACKFILLS_MAX_BODY_BYTES": "2048",
     }
-    process = spawn(["api"], env, stack.logs / f"strict-api-{port}.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(base + "/healthz"), timeout=60)
+    with _api_process(env, stack.logs) as base:
         yield base + "/v1"
-    finally:
-        stop(process)
+
+
+@pytest.fixture
+def guarded_api(stack: Stack) -> Iterator[str]:
+    """A second API process on the same stack: per-token limits huge, failures scarce."""
+    env = {
+        **stack.env,
+        "BACKFILLS_AUTH_FAILURES_PER_MINUTE": "1",
+        "BACKFILLS_AUTH_FAILURES_BURST": str(FAILURE_BUDGET),
+    }
+    with _api_process(env, stack.logs) as base:
+        yield base + "/v1"
+
+
+@pytest.fixture
+def api_without_database(temporal_address: str, tmp_path: Path) -> Iterator[str]:
+    """An API process whose database is a PostgreSQL URL where nothing listens.
+
+    Any token lookup there answers 503; so a 429 instead of a 503 proves no lookup was made.
+    """
+    nothing_listens = free_port()  # a port bound once for its number, then released
+    env = {
+        **os.environ,
+        "BACKFILLS_DATABASE_URL": f"postgresql://backfills@127.0.0.1:{nothing_listens}/backfills",
+        "BACKFILLS_DATA_DIR": str(tmp_path / "data"),
+        "BACKFILLS_TEMPORAL_ADDRESS": temporal_address,
+        "BACKFILLS_TEMPORAL_NAMESPACE": "default",
+        "BACKFILLS_API_HOST": "127.0.0.1",
+        "BACKFILLS_SECRETS_KEY": Fernet.generate_key().decode(),
+        "BACKFILLS_RATE_LIMIT_PER_MINUTE": "1",
+        "BACKFILLS_RATE_LIMIT_BURST": "2",
+        "BACKFILLS_AUTH_FAILURES_PER_MINUTE": "1",
+        "BACKFILLS_AUTH_FAILURES_BURST": str(FAILURE_BUDGET),
+    }
+    with _api_process(env, tmp_path) as base:
+        yield base + "/v1"
 
 
 def _answers(url: str) -> bool:
@@ -34,6 +86,28 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _unknown_token() -> str:
+    return accounts.TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"meta", "error"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"], body
+    assert body["meta"]["request_id"] == response.headers["X-Request-Id"], body
+
+
+def _assert_too_many(response: httpx.Response) -> None:
+    _assert_error(response, 429, "TOO_MANY_REQUESTS")
+    assert int(response.headers["Retry-After"]) >= 1, response.headers
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(
@@ -90,3 +164,91 @@ def test_a_chunked_body_over_the_limit_is_refused_too(strict_api: str, tenant: T
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_failed_authentications_from_one_address_are_answered_429_past_its_budget(
+    guarded_api: str, tenant: Tenant, stack: Stack
+) -> None:
+    path = f"{guarded_api}/teams/{tenant.team_id}/backfills"
+    expired = accounts.create_token(
+        db=stack.db, user_id=tenant.user_id, scopes=[], expires_in_days=-1
+    )
+    revoked = accounts.create_token(db=stack.db, user_id=tenant.user_id, scopes=[])
+    accounts.revoke_token(db=stack.db, token=revoked)
+    failing: list[dict[str, str]] = [
+        {},
+        _bearer(_unknown_token()),
+        _bearer(expired),
+        _bearer(revoked),
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ]
+    assert len(failing) == FAILURE_BUDGET
+
+    for headers in failing:
+        _assert_error(httpx.get(path, headers=headers), 401, "UNAUTHORIZED")
+
+    for headers in failing:  # the same requests, now refused before they are looked at
+        _assert_too_many(httpx.get(path, headers=headers))
+    # Retry-After is the wait for one failure to refill: about a minute at 1 a minute.
+    assert 30 <= int(httpx.get(path).headers["Retry-After"]) <= 60
+    # Telling a valid token apart would take the lookup the block exists to avoid.
+    _assert_too_many(httpx.get(path, headers=_bearer(tenant.token)))
+
+
+def test_a_valid_token_is_served_and_spends_nothing_until_the_address_budget_runs_out(
+    guarded_api: str, tenant: Tenant
+) -> None:
+    path = f"{guarded_api}/teams/{tenant.team_id}/backfills"
+    for _ in range(FAILURE_BUDGET - 1):
+        _assert_error(httpx.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
+
+    statuses = [httpx.get(path, headers=_bearer(tenant.token)).status_code for _ in range(20)]
+
+    assert statuses == [200] * 20, "a valid token is not limited by others' bad tokens"
+    # 20 valid requests left the one remaining failure in the budget untouched
+    _assert_error(httpx.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
+    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+
+
+def _loopback_alias() -> str | None:
+    """127.0.0.2 when this host can send from it (Linux routes all of 127/8 to loopback)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.2", 0))
+    except OSError:
+        return None
+    return "127.0.0.2"
+
+
+def test_the_failure_budget_is_per_client_address(guarded_api: str, tenant: Tenant) -> None:
+    alias = _loopback_alias()
+    if alias is None:
+        pytest.skip("this host cannot send from a second loopback address")
+    path = f"{guarded_api}/teams/{tenant.team_id}/backfills"
+    for _ in range(FAILURE_BUDGET):
+        httpx.get(path, headers=_bearer(_unknown_token()))
+    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=alias)) as elsewhere:
+        _assert_error(elsewhere.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
+        assert elsewhere.get(path, headers=_bearer(tenant.token)).status_code == 200
+
+
+def test_no_token_lookup_is_made_once_the_address_or_the_token_is_over_its_limit(
+    api_without_database: str,
+) -> None:
+    path = f"{api_without_database}/teams/1/backfills"
+    token = _unknown_token()
+    # The premise: with this API, a request that reaches the token lookup answers 503.
+    for _ in range(2):  # BACKFILLS_RATE_LIMIT_BURST
+        _assert_error(httpx.get(path, headers=_bearer(token)), 503, "SERVICE_UNAVAILABLE")
+    # The token's own limit comes before the lookup.
+    _assert_too_many(httpx.get(path, headers=_bearer(token)))
+
+    # 503s are not failed authentications; requests without a token are, without a lookup.
+    for _ in range(FAILURE_BUDGET):
+        _assert_error(httpx.get(path), 401, "UNAUTHORIZED")
+
+    # A fresh token would reach the lookup (503); blocked, it gets 429 without one.
+    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+    _assert_too_many(httpx.get(path))
