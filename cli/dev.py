@@ -10,6 +10,10 @@ from cli.devserver import start_dev_server, wait_for_port
 from config import Settings
 from persistence.migrate import upgrade
 
+# On a developer's machine the sources and sinks to try are usually local ones; production
+# refuses loopback unless BACKFILLS_CONNECTOR_ALLOWED_NETWORKS says otherwise.
+DEV_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128"
+
 
 def run_dev(settings: Settings) -> int:
     data_dir = settings.data_dir.resolve()
@@ -19,6 +23,9 @@ def run_dev(settings: Settings) -> int:
         **os.environ,
         "BACKFILLS_DATA_DIR": str(data_dir),
         "BACKFILLS_TEMPORAL_ADDRESS": f"127.0.0.1:{settings.temporal_port}",
+        "BACKFILLS_CONNECTOR_ALLOWED_NETWORKS": os.environ.get(
+            "BACKFILLS_CONNECTOR_ALLOWED_NETWORKS", DEV_ALLOWED_NETWORKS
+        ),
     }
     signal.signal(signal.SIGTERM, _interrupt)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -34,7 +41,7 @@ def run_dev(settings: Settings) -> int:
         wait_for_port("127.0.0.1", settings.temporal_port, timeout=60, process=temporal)
         children["worker"] = _spawn("worker", env)
         children["api"] = _spawn("api", env)
-        _announce(settings)
+        _announce(settings, env["BACKFILLS_CONNECTOR_ALLOWED_NETWORKS"])
         return _wait_for_first_exit(children)
     except KeyboardInterrupt:
         return 0
@@ -53,13 +60,16 @@ def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, allowed_networks: str) -> None:
     print(
         f"\nbackfills dev is up:\n"
         f"  API          http://{settings.api_host}:{settings.api_port}/v1  (docs: /docs)\n"
         f"  Temporal UI  http://127.0.0.1:{settings.temporal_ui_port}\n"
         f"  Temporal     127.0.0.1:{settings.temporal_port}\n"
         f"  data         {settings.data_dir.resolve()}\n"
+        f"  egress       connectors reach public addresses"
+        f"{f' and {allowed_networks}' if allowed_networks else ''}"
+        " (BACKFILLS_CONNECTOR_ALLOWED_NETWORKS)\n"
         "Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -1,5 +1,7 @@
 """The `backfills` command."""
 
+import json
+
 import typer
 import uvicorn
 
@@ -7,7 +9,9 @@ from cli import client
 from cli.admin import admin
 from config import get_settings
 from observability.logs import setup_logging
+from persistence.db import Database
 from persistence.migrate import upgrade
+from persistence.secret_box import SecretsKeyError, load_secret_box
 
 app = typer.Typer(help="The backfill service.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
@@ -29,6 +33,11 @@ def api() -> None:
     """Serve the REST API (Temporal and the database must exist)."""
     settings = get_settings()
     setup_logging(settings)
+    try:
+        load_secret_box(settings)  # fail here, clearly, rather than in the app's lifespan
+    except SecretsKeyError as exc:
+        typer.echo(f"backfills api: {exc}", err=True)
+        raise typer.Exit(2) from None
     # Uvicorn's records go through our handler (log_config=None); the API logs each request
     # itself, with its request id, so uvicorn's access log would only repeat it.
     uvicorn.run(
@@ -53,6 +62,32 @@ def worker() -> None:
 def migrate() -> None:
     """Apply the database migrations."""
     upgrade(get_settings().resolved_database_url)
+
+
+_MIGRATE_WAREHOUSES_HELP = (
+    "Copy each transfer's embedded SQLite table into its team's directory: from "
+    "<data dir>/<path or warehouse.db> to <data dir>/teams/<team id>/<path or warehouse.db>, "
+    "same table, for every transfer with a sqlite destination (removed ones too).\n\n"
+    "Run it with the workers stopped. A table the new file already has is skipped, so running "
+    "it again moves nothing. The old files are left as they are: check the teams' new files, "
+    "then delete the old ones yourself.\n\n"
+    'Prints one JSON object: {"moved": [...], "skipped": [...]}, each skip with its reason.'
+)
+
+
+@app.command("migrate-warehouses", help=_MIGRATE_WAREHOUSES_HELP)
+def migrate_warehouses() -> None:
+    from cli.warehouse_move import move_to_team_directories
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    upgrade(url)
+    entries = move_to_team_directories(db=Database(url), data_dir=settings.data_dir)
+    report: dict[str, list[dict[str, object]]] = {"moved": [], "skipped": []}
+    for entry in entries:
+        outcome = entry.pop("outcome")
+        report[outcome].append(entry)
+    typer.echo(json.dumps(report))
 
 
 if __name__ == "__main__":

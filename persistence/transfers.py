@@ -65,6 +65,12 @@ def list_transfers(*, db: Database, team_id: int) -> list[Transfer]:
         return list(session.exec(query))
 
 
+def list_all_transfers(*, db: Database) -> list[Transfer]:
+    """Every transfer of every team, removed ones too, by id: for operator tools."""
+    with db.read() as session:
+        return list(session.exec(select(Transfer).order_by(col(Transfer.id))))
+
+
 def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> None:
     """Remove a transfer from view; its backfills and runs stay on record.
 
