@@ -9,6 +9,9 @@ from api.deps import DbDep, ReadAccess, SettingsDep, TeamId, TransferId, WriteAc
 from api.envelope import Envelope, error_responses, ok
 from api.errors import unprocessable
 from api.schemas.transfers import CreateTransferRequest, TransferOut
+from config import Settings
+from connectors.base import DestinationOptions, SourceOptions
+from connectors.egress import EgressPolicy, refuse_protected_database
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
 from persistence import transfers
 
@@ -47,6 +50,7 @@ def create_transfer(
     if source is None or destination is None:
         problems = "; ".join(p for p in (source_problem, destination_problem) if p)
         raise unprocessable(f"the transfer configuration is invalid: {problems}")
+    _refuse_service_databases(source, destination, settings)
     transfer = transfers.create_transfer(
         db=db,
         team_id=team_id,
@@ -96,6 +100,23 @@ def delete_transfer(
     transfer = transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     return ok(TransferOut.of(transfer))
+
+
+def _refuse_service_databases(
+    source: SourceOptions, destination: DestinationOptions, settings: Settings
+) -> None:
+    """422 for a connector URL naming one of the service's own databases (the run checks
+    again, once `${NAME}` references are resolved and host names looked up)."""
+    protected = EgressPolicy.from_settings(settings).protected_databases
+    for side, options in (("source", source), ("destination", destination)):
+        if options.database_url is None:
+            continue
+        try:
+            refuse_protected_database(options.database_url, protected)
+        except ValueError as exc:
+            raise unprocessable(
+                f"the transfer configuration is invalid: {side}.url: {exc}"
+            ) from None
 
 
 def _parse(
