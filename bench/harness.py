@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from cli.devserver import free_port, start_dev_server, wait_for_port
 from config import Settings
 from persistence import accounts, backfills, transfers
@@ -70,6 +72,7 @@ def bench_environment(database_url: str | None = None) -> Iterator[Bench]:
                 "BACKFILLS_TEMPORAL_ADDRESS": settings.temporal_address,
                 "BACKFILLS_TASK_QUEUE": settings.task_queue,
                 "BACKFILLS_MAX_RANGE_DAYS": "100000",
+                "BACKFILLS_SECRETS_KEY": Fernet.generate_key().decode(),
             }
             yield Bench(settings=settings, root=root, env=env, db=Database(url))
         finally:

@@ -5,14 +5,18 @@ BACKFILLS_TEST_POSTGRES_URL or 127.0.0.1:5432), on PostgreSQL too; otherwise tho
 parameters are skipped with the reason.
 """
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
@@ -25,6 +29,40 @@ from workflows.client import connect
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # One Temporal namespace per database, so the two stacks' workflow ids never meet.
 NAMESPACES = {"sqlite": "test-sqlite", "postgresql": "test-postgresql"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _connections_stay_on_this_machine() -> Iterator[None]:
+    """A safety net under the tests that attack the egress policy: should the policy ever
+    let one through, no socket of this process connects beyond loopback."""
+    original_connect: Any = socket.socket.connect
+    original_connect_ex: Any = socket.socket.connect_ex
+
+    def refuse_beyond_loopback(address: object) -> None:
+        if isinstance(address, tuple) and address:
+            try:
+                ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+            except ValueError:
+                return
+            mapped = getattr(ip, "ipv4_mapped", None) or ip
+            if not mapped.is_loopback:
+                raise ConnectionRefusedError(f"tests never connect beyond loopback ({ip})")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        refuse_beyond_loopback(address)
+        original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        refuse_beyond_loopback(address)
+        result: int = original_connect_ex(self, address)
+        return result
+
+    sockets: Any = socket.socket
+    sockets.connect, sockets.connect_ex = connect, connect_ex
+    try:
+        yield
+    finally:
+        sockets.connect, sockets.connect_ex = original_connect, original_connect_ex
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +146,13 @@ def stack(
         "BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS": "30",
         # a secret for ${NAME} tests (tests/api/test_sql_transfers.py); trust auth ignores it
         "BACKFILLS_TEST_PG_PASSWORD": "pg-secret-4b1d",
+        "BACKFILLS_WORKER_ENV_ALLOWLIST": "BACKFILLS_TEST_PG_PASSWORD",
+        "BACKFILLS_SECRETS_KEY": Fernet.generate_key().decode(),
+        # the tests' sources and sinks run on this machine; tests/test_hostile_tenant.py
+        # runs a stack without this to prove the default refuses loopback
+        "BACKFILLS_CONNECTOR_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+        "BACKFILLS_AUTH_FAILURES_PER_MINUTE": "1000000",  # tests/api/test_abuse.py checks
+        "BACKFILLS_AUTH_FAILURES_BURST": "1000000",
         "BACKFILLS_RECONCILE_INTERVAL_SECONDS": "1",
         "BACKFILLS_WORKER_METRICS_PORT": "0",  # tests that scrape metrics pick free ports
         "BACKFILLS_TEMPORAL_METRICS_PORT": "0",

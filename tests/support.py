@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from persistence import accounts, runs
+from connectors.warehouse import DEFAULT_FILE, team_dir
+from persistence import accounts, runs, transfers
 from persistence.db import Database
 from persistence.models import Role, Scope, TransferRun
 from persistence.runs import RunSortField, SortDirection
@@ -47,6 +48,12 @@ def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:
         limit=10_000,
         offset=0,
     )
+
+
+def warehouse_of(stack: "Stack", transfer_id: int, path: str = DEFAULT_FILE) -> Path:
+    """The SQLite file a transfer's `sqlite` destination writes: in its team's directory."""
+    team_id = transfers.get_transfer_for_run(db=stack.db, transfer_id=transfer_id).team_id
+    return team_dir(stack.data_dir, team_id) / path
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

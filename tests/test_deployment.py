@@ -41,8 +41,9 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def interpolate(value: str) -> str:
-    """Compose's `${NAME:-default}` and `${NAME}`, with nothing set in the environment."""
-    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+    """Compose's `${NAME:-default}`, `${NAME:?error}` and `${NAME}`, with nothing set in the
+    environment."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*)|:?\?[^}]*)?\}", lambda m: m.group(1) or "", value)
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -344,3 +345,16 @@ def test_the_wheel_ships_every_module_the_service_imports() -> None:
     assert imported == _shipped_top_level_names()
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert not imported & ignored
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_the_secrets_key_must_be_given_and_temporals_databases_are_protected(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    raw = services[name]["environment"]
+    protected = environment(services[name])[f"{PREFIX}PROTECTED_DATABASE_URLS"].split(",")
+    temporal = environment(services["temporal"])
+
+    assert raw[f"{PREFIX}SECRETS_KEY"].startswith(f"${{{PREFIX}SECRETS_KEY:?")
+    assert {make_url(url).host for url in protected} == {temporal["POSTGRES_SEEDS"]}
+    assert {make_url(url).database for url in protected} == {"temporal", "temporal_visibility"}

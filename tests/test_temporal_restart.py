@@ -23,7 +23,7 @@ import pytest
 
 from cli.devserver import free_port, start_dev_server, wait_for_port
 from persistence.migrate import upgrade
-from tests.support import Stack, new_tenant, spawn, stop, wait_for
+from tests.support import Stack, new_tenant, spawn, stop, wait_for, warehouse_of
 
 NAMESPACE = "test-temporal-restart"
 DAYS = 8
@@ -130,7 +130,7 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 
 def warehouse_rows(stack: Stack, transfer_id: int) -> dict[str, int]:
-    with sqlite3.connect(stack.data_dir / "warehouse.db") as connection:
+    with sqlite3.connect(warehouse_of(stack, transfer_id)) as connection:
         rows = connection.execute(
             f"SELECT data_date, count(*) FROM transfer_{transfer_id} GROUP BY data_date"
         ).fetchall()

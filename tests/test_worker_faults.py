@@ -12,7 +12,7 @@ from temporalio.client import Client
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import RunStatus
-from tests.support import Stack, Tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, spawn, stop, wait_for, warehouse_of
 from tests.test_worker import running, runs_of
 from workflows.backfill import BackfillWorkflow
 from workflows.client import start_backfill
@@ -21,7 +21,7 @@ ROWS_PER_DAY = 7
 
 
 def rows_per_date(stack: Stack, transfer_id: int) -> dict[str, int]:
-    with sqlite3.connect(stack.data_dir / "warehouse.db") as connection:
+    with sqlite3.connect(warehouse_of(stack, transfer_id)) as connection:
         query = f'SELECT data_date, COUNT(*) FROM "transfer_{transfer_id}" GROUP BY data_date'
         return dict(connection.execute(query).fetchall())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from cli.devserver import free_port
 from tests.support import spawn, stop, wait_for
@@ -31,6 +32,7 @@ def api_url(temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "BACKFILLS_TEMPORAL_NAMESPACE": "default",
         "BACKFILLS_API_HOST": "127.0.0.1",
         "BACKFILLS_API_PORT": str(port),
+        "BACKFILLS_SECRETS_KEY": Fernet.generate_key().decode(),
     }
     process = spawn(["api"], env, root / "api.log")
     try:

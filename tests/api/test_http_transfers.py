@@ -12,7 +12,7 @@ import pytest
 
 from tests.connectors.http_server import LocalHttpServer, Reply, json_reply, serve
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant
+from tests.support import Stack, Tenant, warehouse_of
 
 DATES = ("2024-03-01", "2024-03-02", "2024-03-03")
 TIMEOUT = 120.0
@@ -82,7 +82,7 @@ def backfill_to_end(tenant: Tenant, transfer_id: int) -> dict[str, Any]:
 
 def warehouse_rows(stack: Stack, transfer_id: int) -> dict[str, list[tuple[Any, ...]]]:
     """Rows per date in the transfer's table: (id, campaign, cost, labels)."""
-    with closing(sqlite3.connect(stack.data_dir / "warehouse.db")) as warehouse:
+    with closing(sqlite3.connect(warehouse_of(stack, transfer_id))) as warehouse:
         rows = warehouse.execute(
             f"SELECT data_date, id, campaign, cost, labels FROM transfer_{transfer_id} "
             "ORDER BY data_date, id"
@@ -211,14 +211,16 @@ def test_an_http_backfill_lands_each_dates_records_in_postgresql(
 def test_references_resolve_on_the_worker_and_stay_out_of_reports(
     stack: Stack, tenant: Tenant, server: LocalHttpServer
 ) -> None:
-    """`${BACKFILLS_TASK_QUEUE}` stands for a secret: the worker has it in its environment."""
-    value = stack.env["BACKFILLS_TASK_QUEUE"]
+    """`${API_TOKEN}` is a secret of the team; the worker resolves it for each run."""
+    value = "tok-5e0c2b71-http"
+    stored = tenant.http.put(f"/teams/{tenant.team_id}/secrets/API_TOKEN", json={"value": value})
+    assert stored.status_code == 200, stored.text
     route_dates(server, f"/{value}")
     server.route(f"/{value}/2024-03-02", Reply(status=404))
     source = http_source(
         server,
-        "/${BACKFILLS_TASK_QUEUE}/{data_date}",
-        headers={"Authorization": "Bearer ${BACKFILLS_TASK_QUEUE}"},
+        "/${API_TOKEN}/{data_date}",
+        headers={"Authorization": "Bearer ${API_TOKEN}"},
     )
     transfer_id = create_transfer(tenant, source)
 
@@ -229,7 +231,7 @@ def test_references_resolve_on_the_worker_and_stay_out_of_reports(
     assert [r.headers["Authorization"] for r in sent] == [f"Bearer {value}"]
     [entry] = done["error_report"]
     assert entry["error"].endswith(
-        f"HTTP 404 from 127.0.0.1:{server.port}/${{BACKFILLS_TASK_QUEUE}}/2024-03-02"
+        f"HTTP 404 from 127.0.0.1:{server.port}/${{API_TOKEN}}/2024-03-02"
     )
     failed = run_on(tenant, transfer_id, "2024-03-02")
     shown = [

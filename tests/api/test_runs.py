@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Stack, Tenant, new_tenant
+from tests.support import Stack, Tenant, new_tenant, warehouse_of
 
 ITEM_FIELDS = {
     "id",
@@ -288,7 +288,7 @@ def test_backfilling_the_same_dates_twice_leaves_one_copy_of_each_date(
         backfill = tenant.create_backfill(transfer_id, "2024-06-01", "2024-06-03")
         tenant.wait_until_status(backfill["transfer_backfill_id"], "COMPLETED")
 
-    with closing(sqlite3.connect(stack.data_dir / "warehouse.db")) as warehouse:
+    with closing(sqlite3.connect(warehouse_of(stack, transfer_id))) as warehouse:
         counts = dict(
             warehouse.execute(
                 f"SELECT data_date, COUNT(*) FROM transfer_{transfer_id} "

@@ -7,15 +7,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from connectors.warehouse import team_dir
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, all_runs
+from tests.support import Stack, Tenant, all_runs, warehouse_of
 
 DATES = ("2024-03-01", "2024-03-02", "2024-03-03")
 TIMEOUT = 120.0
@@ -36,9 +36,12 @@ def all_source_rows() -> list[tuple[str, str, int, float]]:
 
 
 @pytest.fixture
-def sqlite_source(tmp_path: Path) -> str:
-    """A SQLite file with ad rows for DATES and one more day outside them; its URL."""
-    path = tmp_path / "source.db"
+def sqlite_source(stack: Stack, tenant: Tenant) -> str:
+    """A SQLite file of the tenant's directory with ad rows for DATES and one more day outside
+    them; its URL as the team writes it."""
+    directory = team_dir(stack.data_dir, tenant.team_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "source.db"
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE ads (day TEXT, campaign TEXT, clicks INTEGER, cost REAL)")
         connection.executemany("INSERT INTO ads VALUES (?, ?, ?, ?)", all_source_rows())
@@ -46,7 +49,7 @@ def sqlite_source(tmp_path: Path) -> str:
         connection.executemany(
             "INSERT INTO budgets VALUES (?, ?)", [(d, 100 * int(d[-2:])) for d in DATES]
         )
-    return f"sqlite:///{path}"
+    return "sqlite:///source.db"
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +188,7 @@ def test_a_postgresql_source_lands_exactly_each_dates_rows_in_sqlite(
     done = backfill_to_end(tenant, transfer_id)
 
     assert done["status"] == "COMPLETED", done["error_report"]
-    with closing(sqlite3.connect(stack.data_dir / path)) as connection:
+    with closing(sqlite3.connect(warehouse_of(stack, transfer_id, path))) as connection:
         stored = connection.execute(
             "SELECT data_date, campaign, clicks, cost FROM ads ORDER BY data_date, campaign"
         ).fetchall()
