@@ -34,6 +34,8 @@ ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
 PLAN_BATCH_DAYS = 1000
+BACKFILL_FAILED = "BackfillFailed"  # the workflow's failure type when its backfill is FAILED
+FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"  # workflow.patched id
 HISTORY_SOFT_LIMIT = 6000  # events; Temporal warns at 10,240, and in-flight runs still add some
 RECORD_TIMEOUT = timedelta(minutes=2)
 RECORD_RETRY = RetryPolicy(
@@ -134,9 +136,11 @@ class BackfillWorkflow:
                 self.cancel(CancelRequest(user_id=None))
 
     def _start_run(self, input: BackfillInput, data_date: date) -> None:
+        self._progress.in_flight += 1
         if self._progress.status == "SCHEDULED":
             self._set_status("RUNNING")
-        self._progress.in_flight += 1
+        else:
+            self._describe_progress()
         task = asyncio.create_task(self._run_one(input, data_date))
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
@@ -194,14 +198,25 @@ class BackfillWorkflow:
         if self._progress.planned < self._progress.total:
             await self._plan_runs(input)
         return self._result()
-        return self._result()
 
     async def _finish(self, input: BackfillInput) -> BackfillResult:
+        """Close the record; a FAILED backfill also fails the workflow, so that the Temporal
+        UI's list shows it as Failed, not as a green Completed (histories recorded before
+        this change still complete, as they did)."""
         status = await self._record(
             RecordActivities.finish_backfill, BackfillRef(input.backfill_id)
         )
         self._set_status(status)
-        return self._result()
+        result = self._result()
+        if status == "FAILED" and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
+            raise ApplicationError(
+                f"{result.failed} of {self._progress.total} runs failed; the backfill's "
+                "error_report lists them",
+                result,
+                type=BACKFILL_FAILED,
+                non_retryable=True,
+            )
+        return result
 
     async def _record(self, activity: Callable[[Any, ArgT], ResultT], arg: ArgT) -> ResultT:
         return await workflow.execute_activity_method(

@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import date
 from typing import TypeVar
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from config import Settings
 from persistence import backfills, transfers
@@ -19,7 +21,7 @@ from persistence.models import RunStatus
 from tests.support import Tenant, all_runs
 from tests.workflows.histories import record_history
 from workflows import search_attributes
-from workflows.backfill import BackfillWorkflow
+from workflows.backfill import BACKFILL_FAILED, BackfillWorkflow
 from workflows.client import backfill_input, workflow_id
 from workflows.inputs import CancelRequest
 
@@ -141,6 +143,28 @@ async def test_progress_query_and_search_attributes_follow_the_record(
     assert summaries == [f"data_date 2024-06-0{day}" for day in range(1, 7)]
 
 
+async def test_the_current_details_count_the_runs_in_flight_at_every_change(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=3000)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-06-10", "2024-06-13")[
+        "transfer_backfill_id"
+    ]
+    handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
+
+    async def details() -> str:
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        return metadata.current_details
+
+    async def shows(expected: str) -> bool:
+        return await details() == expected
+
+    await poll(lambda: shows("RUNNING: 0 completed, 0 failed, 2 running, of 4 runs"))
+    await poll(lambda: shows("RUNNING: 2 completed, 0 failed, 2 running, of 4 runs"))
+    await handle.result()
+    assert await details() == "COMPLETED: 4 completed, 0 failed, 0 running, of 4 runs"
+
+
 async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
     tenant: Tenant, temporal_client: Client, settings: Settings
 ) -> None:
@@ -188,10 +212,17 @@ async def test_a_failed_run_is_reported_and_the_others_complete(
     ]
     handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
 
-    result = await handle.result()
-    await record_history(temporal_client, handle.id, "failed-run")
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    await record_history(temporal_client, handle.id, "failed-backfill-fails-workflow")
 
-    assert (result.status, result.completed, result.failed) == ("FAILED", 2, 1)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.type, cause.non_retryable) == (BACKFILL_FAILED, True)
+    assert cause.message == "1 of 3 runs failed; the backfill's error_report lists them"
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    progress = await handle.query(BackfillWorkflow.progress)
+    assert (progress.status, progress.completed, progress.failed) == ("FAILED", 2, 1)
     record = await asyncio.to_thread(tenant.backfill, backfill_id)
     assert record["status"] == "FAILED"
     assert record["error_report"] == [
