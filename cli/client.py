@@ -236,7 +236,10 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
         TextColumn("{task.fields[status]:<9}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[completed_runs]} completed, {task.fields[failed_runs]} failed"),
+        TextColumn(
+            "{task.fields[completed_runs]} completed, {task.fields[failed_runs]} failed, "
+            "{task.fields[running_runs]} running"
+        ),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -245,15 +248,16 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
     started = time.monotonic()
     try:
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("", total=backfill["transfer_runs_total"], **_fields(backfill))
+            task = progress.add_task("", total=_to_process(backfill), **_fields(backfill))
             while True:
                 progress.update(
                     task,
+                    total=_to_process(backfill),
                     completed=backfill["transfer_runs_completed"]
                     + backfill["transfer_runs_failed"],
                     **_fields(backfill),
                 )
-                if backfill["status"] in ENDED:
+                if backfill["status"] in ENDED and not _running(backfill):
                     break
                 time.sleep(interval)
                 backfill = _poll(api, path)
@@ -269,7 +273,24 @@ def _fields(backfill: dict[str, Any]) -> dict[str, Any]:
         "status": backfill["status"],
         "completed_runs": backfill["transfer_runs_completed"],
         "failed_runs": backfill["transfer_runs_failed"],
+        "running_runs": _running(backfill),
     }
+
+
+def _running(backfill: dict[str, Any]) -> int:
+    """Runs in flight; a cancelled backfill's runs drain after its status turns CANCELLED."""
+    running: int = backfill.get("transfer_runs_running", 0)
+    return running
+
+
+def _to_process(backfill: dict[str, Any]) -> int:
+    """The runs that will end: all of them, or after a cancel only those done or in flight
+    (so the bar and its ETA follow the drain, not the dates that will never run)."""
+    if backfill["status"] != "CANCELLED":
+        total: int = backfill["transfer_runs_total"]
+        return total
+    done: int = backfill["transfer_runs_completed"] + backfill["transfer_runs_failed"]
+    return done + _running(backfill)
 
 
 def _poll(api: Api, path: str, patience: float = 60.0) -> Any:

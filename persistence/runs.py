@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Update, update
+from sqlalchemy import Update, func, update
 from sqlmodel import Session, col, select
 
 from persistence import statements
@@ -206,6 +206,22 @@ def record_attempt_error(
             .where(col(TransferRun.id) == run_id, col(TransferRun.status) == RunStatus.RUNNING)
             .values(message=message, query_details=query_details)
         )
+
+
+def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:
+    """How many runs of each backfill are RUNNING now: one indexed query for any number."""
+    if not backfill_ids:
+        return {}
+    with db.read() as session:
+        rows = session.exec(
+            select(col(TransferRun.backfill_id), func.count())
+            .where(
+                col(TransferRun.backfill_id).in_(backfill_ids),
+                TransferRun.status == RunStatus.RUNNING,
+            )
+            .group_by(col(TransferRun.backfill_id))
+        )
+        return {backfill_id: count for backfill_id, count in rows if backfill_id is not None}
 
 
 def get_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:

@@ -23,7 +23,7 @@ from api.envelope import Envelope, error_responses, ok
 from api.errors import service_unavailable, unprocessable
 from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
 from config import Settings
-from persistence import backfills, transfers
+from persistence import backfills, runs, transfers
 from persistence.db import Database
 from persistence.models import Backfill
 from workflows.client import signal_cancel, start_backfill
@@ -189,6 +189,9 @@ def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
 
 
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
+    """The backfills with their error reports and runs in flight (two queries in all)."""
     with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
     reports = backfills.error_reports(db=db, backfill_ids=with_failures)
-    return [BackfillOut.of(b, reports.get(b.id or 0, [])) for b in found]
+    started = [b.id for b in found if b.id and b.start_time is not None]
+    running = runs.runs_in_flight(db=db, backfill_ids=started)
+    return [BackfillOut.of(b, reports.get(b.id or 0, []), running.get(b.id or 0, 0)) for b in found]

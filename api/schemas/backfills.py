@@ -63,6 +63,7 @@ class BackfillOut(BaseModel):
                     "transfer_runs_created": 31,
                     "transfer_runs_completed": 12,
                     "transfer_runs_failed": 1,
+                    "transfer_runs_running": 4,
                     "error_report": [
                         {
                             "transfer_run_date": "2024-01-05",
@@ -89,10 +90,13 @@ class BackfillOut(BaseModel):
     transfer_runs_created: int
     transfer_runs_completed: int
     transfer_runs_failed: int
+    transfer_runs_running: int = Field(
+        description="Runs in flight now; a CANCELLED backfill's drain ends when this is 0."
+    )
     error_report: list[BackfillRunErrorOut]
 
     @classmethod
-    def of(cls, backfill: Backfill, errors: list[RunError]) -> "BackfillOut":
+    def of(cls, backfill: Backfill, errors: list[RunError], running: int = 0) -> "BackfillOut":
         assert backfill.id is not None
         return cls(
             transfer_backfill_id=backfill.id,
@@ -110,6 +114,7 @@ class BackfillOut(BaseModel):
             transfer_runs_created=backfill.transfer_runs_created,
             transfer_runs_completed=backfill.transfer_runs_completed,
             transfer_runs_failed=backfill.transfer_runs_failed,
+            transfer_runs_running=running,
             error_report=[
                 BackfillRunErrorOut(transfer_run_date=e.transfer_run_date, error=e.error)
                 for e in errors

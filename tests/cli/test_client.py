@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cli.devserver import free_port
-from tests.support import Tenant
+from tests.support import Tenant, wait_for
 
 BACKFILLS = Path(sys.executable).parent / "backfills"
 REQUEST_ID = re.compile(r"request id ([0-9a-f]{32})")
@@ -278,6 +278,30 @@ def test_watch_of_a_cancelled_backfill_exits_non_zero(tenant: Tenant, cwd: Path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert f"Backfill {backfill_id} CANCELLED" in result.stdout
+
+
+def test_watch_of_a_cancelled_backfill_follows_the_drain_to_its_final_counts(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=3000)
+    backfill_id = tenant.create_backfill(transfer_id, "2023-03-01", "2023-03-10")[
+        "transfer_backfill_id"
+    ]
+    wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 2, timeout=60)
+    cancelled = tenant.http.patch(
+        f"/teams/{tenant.team_id}/backfills/{backfill_id}", json={"status": "CANCELLED"}
+    ).json()["data"]
+    assert (cancelled["transfer_runs_completed"], cancelled["transfer_runs_running"]) == (0, 2)
+
+    result = run(
+        tenant, cwd, "watch", "--team", str(tenant.team_id), str(backfill_id), "--interval", "0.2"
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Backfill {backfill_id} CANCELLED: 2 completed, 0 failed of 10" in result.stdout
+    assert "2/2" in result.stderr, result.stderr
+    final = tenant.backfill(backfill_id)
+    assert (final["transfer_runs_completed"], final["transfer_runs_running"]) == (2, 0)
 
 
 def test_cancel_a_cancelled_backfill_fails_with_the_api_message(tenant: Tenant, cwd: Path) -> None:
