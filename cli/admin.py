@@ -53,6 +53,9 @@ def create_token(
     user_id: Annotated[int, typer.Option("--user-id")],
     scope: Annotated[list[Scope], typer.Option("--scope")],
     expires_in_days: Annotated[float | None, typer.Option("--expires-in-days", min=0)] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the token, for TOKEN=$(...).")
+    ] = False,
 ) -> None:
     """Issue an API token; it is shown once and stored only as a hash."""
     try:
@@ -61,6 +64,9 @@ def create_token(
         )
     except PersistenceError as error:
         _fail(error)
+    if quiet:
+        typer.echo(token)
+        return
     _emit({"token": token})
 
 

@@ -148,6 +148,21 @@ def test_create_token_with_two_scopes_authenticates(cli: Cli) -> None:
     assert caller.scopes == {Scope.READ, Scope.WRITE}
 
 
+def test_create_token_quiet_prints_only_the_token_for_a_shell_variable(cli: Cli) -> None:
+    user_id = cli.user(cli.team())
+
+    result = cli.run(
+        "admin", "create-token", "--user-id", str(user_id), "--scope", "dwh_transfers_read", "-q"
+    )
+
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.removesuffix("\n")
+    assert token and "\n" not in token and "{" not in token
+    caller = cli.authenticate(token)
+    assert caller is not None
+    assert caller.user_id == user_id
+
+
 def test_create_token_without_expiry_authenticates(cli: Cli) -> None:
     user_id = cli.user(cli.team())
 
