@@ -1,6 +1,7 @@
 """Every failure becomes the contract's error envelope, with the right status and code."""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +16,8 @@ from persistence.errors import InvalidStateError, NotFoundError, OverlapError
 
 log = logging.getLogger("backfills.api")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_JSON_CONTENT_TYPE = "Content-Type: application/json"
+_DATE_EXPECTED = "expected a date as YYYY-MM-DD"
 
 
 class ApiError(Exception):
@@ -88,16 +91,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(
-            ApiError(400, "the request is invalid", description=describe_validation(exc))
-        )
+        return error_response(bad_request(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return error_response(method_not_allowed(request, exc))
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         headers = dict(exc.headers) if exc.headers else None
-        if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return error_response(ApiError(exc.status_code, message, headers=headers))
 
     @app.exception_handler(DBAPIError)
@@ -107,6 +108,20 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(service_unavailable("the database"))
         log.exception("database error")
         return error_response(ApiError(500, "internal server error"))
+
+
+def method_not_allowed(request: Request, exc: StarletteHTTPException) -> ApiError:
+    """405 naming the methods the path supports, in the message and in `Allow`: those of
+    every route of the path, else (a mounted app's own 405, as the docs' files answer) the
+    ones the exception names.
+
+    Its code, `METHOD_NOT_ALLOWED`, is not among the contract's; the OpenAPI document's
+    description lists it (see `api/openapi.py`)."""
+    headers = dict(exc.headers or {})
+    allow = allowed_methods(request) or headers.get("Allow", "")
+    headers["Allow"] = allow
+    message = f"method {request.method} is not allowed on this path; it allows {allow}"
+    return ApiError(405, message, headers=headers)
 
 
 def allowed_methods(request: Request) -> str:
@@ -121,10 +136,56 @@ def allowed_methods(request: Request) -> str:
     )
 
 
-def describe_validation(exc: RequestValidationError) -> str:
-    """`where: what` for each problem, without echoing the input back."""
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    return "; ".join(problems)
+def bad_request(exc: RequestValidationError) -> ApiError:
+    """400 for a request that cannot be read. A body that is not JSON at all is the one
+    problem named in the message (its fields' errors would only be noise); any other problem
+    is listed in the description."""
+    errors = list(exc.errors())
+    unreadable = unreadable_body(exc.body, errors)
+    if unreadable is None:
+        return ApiError(400, "the request is invalid", description=describe_validation(errors))
+    others = [error for error in errors if not _about_the_body(error)]
+    return ApiError(400, unreadable, description=describe_validation(others) or None)
+
+
+def unreadable_body(body: object, errors: list[Any]) -> str | None:
+    """Why the request has no JSON body to validate, if so.
+
+    FastAPI parses the body as JSON only under a JSON `Content-Type`; under any other (or
+    none) it validates the raw bytes, which fails as "not a valid dictionary"."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            return f"the body is not valid JSON (at character {error['loc'][-1]})"
+    whole_body = [error for error in errors if tuple(error.get("loc", ())) == ("body",)]
+    if whole_body and isinstance(body, bytes):
+        return f"the body must be JSON ({_JSON_CONTENT_TYPE})"
+    if any(error.get("type") == "missing" for error in whole_body):
+        return f"the request needs a JSON body ({_JSON_CONTENT_TYPE})"
+    return None
+
+
+def _about_the_body(error: Any) -> bool:
+    return tuple(error.get("loc", ()))[:1] == ("body",)
+
+
+def describe_validation(errors: list[Any]) -> str:
+    """`where: what` for each problem, each once and in order (FastAPI reports a path
+    parameter once per dependency that declares it), without echoing the input back."""
+    problems = (f"{_where(error)}: {_what(error)}" for error in errors)
+    return "; ".join(dict.fromkeys(problems))
+
+
+def _where(error: Any) -> str:
+    return ".".join(str(part) for part in error.get("loc", ()))
+
+
+def _what(error: Any) -> str:
+    """pydantic's message, except for a date in another format than ours.
+
+    The request dates are parsed by `date.fromisoformat` (`api/schemas/common.py`,
+    `api/routers/runs.py`), whose error for, say, `01/02/2024` echoes the input and does not
+    name the format expected."""
+    cause = str(error.get("ctx", {}).get("error", ""))
+    if error.get("type") == "value_error" and cause.startswith("Invalid isoformat string"):
+        return f"Value error, {_DATE_EXPECTED}"
+    return str(error.get("msg", "invalid"))

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimitMiddleware
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Backfills of data-warehouse transfers, run on Temporal.",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # served by api/docs.py, without CDNs
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_openapi(app)
+    install_docs(app)
     return app
 
 

@@ -12,6 +12,13 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 _DEFAULT_422 = "#/components/schemas/HTTPValidationError"
+# The error codes the API answers beyond the contract's list, which no operation documents.
+CODES_BEYOND_THE_CONTRACT = (
+    "Besides the codes each operation lists, any request may answer `METHOD_NOT_ALLOWED` "
+    "(405: the path does not support the method; `Allow` and the message name those it does) "
+    "or `PAYLOAD_TOO_LARGE` (413: the body is over the service's size limit), both with the "
+    "error envelope."
+)
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -20,7 +27,7 @@ def install_openapi(app: FastAPI) -> None:
             document = get_openapi(
                 title=app.title,
                 version=app.version,
-                description=app.description,
+                description=f"{app.description}\n\n{CODES_BEYOND_THE_CONTRACT}",
                 routes=app.routes,
             )
             _drop_default_validation_responses(document)

@@ -26,6 +26,7 @@ BACKFILL_FIELDS = {
     "transfer_runs_created",
     "transfer_runs_completed",
     "transfer_runs_failed",
+    "transfer_runs_running",
     "error_report",
 }
 INCOMPLETE = {"CREATED", "SCHEDULED", "RUNNING", "FAILED"}
