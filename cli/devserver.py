@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from workflows import search_attributes
@@ -28,8 +29,10 @@ def start_dev_server(
     namespaces: list[str],
     db_file: Path | None,
     log_file: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the dev server; `ui_port=None` runs it headless, `db_file=None` in memory."""
+    """Start the dev server; `ui_port=None` runs it headless, `db_file=None` in memory.
+    `preexec_fn` runs in the child before the binary (`cli.dev.die_with_parent`)."""
     command = [
         temporal_binary(),
         "server",
@@ -54,7 +57,11 @@ def start_dev_server(
         command += ["--db-filename", str(db_file)]
     output = log_file.open("ab") if log_file else subprocess.DEVNULL
     return subprocess.Popen(
-        command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
     )
 
 

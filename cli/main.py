@@ -21,9 +21,9 @@ client.register(app)
 @app.command()
 def dev() -> None:
     """Run Temporal (with its web UI), a worker and the API in the foreground."""
-    from cli.dev import run_dev
+    from cli.dev import dev_settings, run_dev
 
-    settings = get_settings()
+    settings = dev_settings(get_settings())
     setup_logging(settings)
     raise typer.Exit(run_dev(settings))
 
