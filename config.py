@@ -65,14 +65,21 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
 
     log_format: Literal["json", "text"] = Field(
-        default="json", description="`json`: one JSON object per log line; `text`: plain lines."
+        default="json",
+        description="`json`: one JSON object per log line; `text`: plain lines (the default "
+        "of `backfills dev`).",
     )
     log_level: str = "INFO"
     metrics_host: str = Field(
-        default="0.0.0.0", description="Where the worker's two metrics endpoints listen."
+        default="0.0.0.0",
+        description="Where the worker's two metrics endpoints listen (`backfills dev`: "
+        "127.0.0.1 unless set).",
     )
     worker_metrics_port: int = Field(
-        default=9464, ge=0, le=65535, description="The worker's own /metrics; 0 disables it."
+        default=9464,
+        ge=0,
+        le=65535,
+        description="The worker's own /metrics; 0 disables it. Taken: the worker does not start.",
     )
     temporal_metrics_port: int = Field(
         default=9465, ge=0, le=65535, description="Temporal SDK metrics of the worker; 0: off."

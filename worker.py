@@ -2,7 +2,8 @@
 
 Stateless: run as many as you like, on any machines, against the same Temporal namespace,
 task queue and database. SIGTERM or SIGINT stops polling and lets the activities in flight
-finish (up to BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits.
+finish (up to BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits. A metrics
+port already in use, or a missing secrets key, stops it at start with a message and exit 1.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from connectors.egress import EgressPolicy
 from observability.activity_context import TeamContextInterceptor, team_fields
 from observability.logs import add_context_provider, setup_logging
 from observability.tracing import setup_tracing
-from observability.worker_metrics import serve_worker_metrics, worker_runtime
+from observability.worker_metrics import MetricsPortError, serve_worker_metrics, worker_runtime
 from persistence.db import Database
 from persistence.secret_box import SecretsKeyError, load_secret_box
 from workflows.backfill import BackfillWorkflow
@@ -103,7 +104,7 @@ def main() -> None:
     setup_logging(settings)
     try:
         asyncio.run(run_worker(settings))
-    except SecretsKeyError as exc:
+    except (SecretsKeyError, MetricsPortError) as exc:
         sys.exit(f"backfills worker: {exc}")
 
 

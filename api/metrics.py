@@ -12,6 +12,11 @@ routing), and a method outside HTTP's usual ones as `OTHER`.
 The middleware runs outermost, around `RequestContextMiddleware`, so it sees the status of
 every answer, the 500 that an unhandled error becomes too. While a request is handled its
 log lines get `request_id` and the ids its path names (see `observability/logs.py`).
+
+These live in prometheus_client's default registry, which `/metrics` serves (with the
+process's own `process_*` and `python_*` figures). The worker's run metrics are imported here
+too, through the activities, but live in a registry of their own
+(`observability.worker_metrics.WORKER_REGISTRY`): the API never counts a run.
 """
 
 import time

@@ -1,4 +1,5 @@
-"""Log lines: one JSON object each (`BACKFILLS_LOG_FORMAT=json`, the default) or plain text.
+"""Log lines: one JSON object each (`BACKFILLS_LOG_FORMAT=json`, the default) or plain text
+(`text`, the default of `backfills dev`, which prefixes each line with the part that wrote it).
 
 A JSON line has `time` (UTC, ISO 8601), `level`, `logger` and `message`, then the ids known
 where it was written, and `exception` (the traceback) when there is one:

@@ -17,14 +17,23 @@ this worker's figures:
 Counters of one process start at zero with it; Prometheus' `rate` and `increase` allow for
 that. `http://<host>:<BACKFILLS_TEMPORAL_METRICS_PORT>/metrics` (default 9465) has the
 Temporal SDK's own metrics of this worker (task slots, poll and schedule latencies, ...).
-Either port set to 0 turns its endpoint off; a port already taken is logged and skipped.
+Either port set to 0 turns its endpoint off. A port already taken stops the worker at start
+(`MetricsPortError`): carrying on would leave whoever scrapes that port reading another
+process's figures.
+
+These metrics live in `WORKER_REGISTRY`, not in prometheus_client's default registry: the
+API imports the activities (and so this module) too, and its `/metrics` serves the default
+registry, where these would show as zeros that nothing ever counts.
 """
 
 import logging
 from collections.abc import Iterator
 
 from prometheus_client import (
-    REGISTRY,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
     Counter,
     Histogram,
     disable_created_metrics,
@@ -44,24 +53,48 @@ from persistence.models import Backfill, BackfillStatus
 log = logging.getLogger("backfills.worker")
 disable_created_metrics()  # no `_created` twin of every series
 
+WORKER_REGISTRY = CollectorRegistry()
+# The process_* and python_* figures of the default registry, for this worker's endpoint too.
+for _standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    WORKER_REGISTRY.register(_standard)
+
 RUNS_STARTED = Counter(
-    "backfills_runs_started", "Transfer runs whose first attempt began on this worker."
+    "backfills_runs_started",
+    "Transfer runs whose first attempt began on this worker.",
+    registry=WORKER_REGISTRY,
 )
-RUNS_COMPLETED = Counter("backfills_runs_completed", "Transfer runs completed on this worker.")
+RUNS_COMPLETED = Counter(
+    "backfills_runs_completed", "Transfer runs completed on this worker.", registry=WORKER_REGISTRY
+)
 RUNS_FAILED = Counter(
-    "backfills_runs_failed", "Transfer runs failed (after their retries) on this worker."
+    "backfills_runs_failed",
+    "Transfer runs failed (after their retries) on this worker.",
+    registry=WORKER_REGISTRY,
 )
 RUN_ATTEMPT_FAILURES = Counter(
     "backfills_run_attempt_failures",
     "Failed transfer-run attempts: transient ones are retried, permanent ones are not.",
     ["kind"],
+    registry=WORKER_REGISTRY,
 )
 RUN_DURATION = Histogram(
     "backfills_run_duration_seconds",
     "Duration of each transfer-run attempt.",
     ["outcome"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=WORKER_REGISTRY,
 )
+
+
+class MetricsPortError(Exception):
+    """A metrics endpoint could not listen on its port (most often: another process holds
+    it). The worker must not start then."""
+
+    def __init__(self, what: str, address: str, setting: str, reason: object) -> None:
+        super().__init__(
+            f"{what} cannot listen on {address}: {reason}. "
+            f"Set {setting} to a free port, or to 0 to turn this endpoint off."
+        )
 
 
 class BackfillStatusCollector(Collector):
@@ -97,46 +130,48 @@ _collector: BackfillStatusCollector | None = None
 
 
 def serve_worker_metrics(settings: Settings, db: Database) -> bool:
-    """Serve this process's metrics on the worker metrics port; False if not served."""
+    """Serve this worker's metrics on the worker metrics port; False when that port is 0.
+    Raises MetricsPortError when the port is in use."""
     global _collector
     if settings.worker_metrics_port == 0:
         return False
+    address = f"{settings.metrics_host}:{settings.worker_metrics_port}"
+    try:
+        start_http_server(
+            settings.worker_metrics_port, addr=settings.metrics_host, registry=WORKER_REGISTRY
+        )
+    except OSError as exc:
+        raise MetricsPortError(
+            "the worker's metrics endpoint",
+            address,
+            "BACKFILLS_WORKER_METRICS_PORT",
+            exc.strerror or exc,
+        ) from None
     if _collector is None:
         _collector = BackfillStatusCollector(db)
-        REGISTRY.register(_collector)
-    try:
-        start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
-    except OSError as exc:
-        log.error(
-            "worker metrics not served on %s:%s: %s",
-            settings.metrics_host,
-            settings.worker_metrics_port,
-            exc,
-        )
-        return False
-    log.info(
-        "worker metrics on http://%s:%s/metrics",
-        settings.metrics_host,
-        settings.worker_metrics_port,
-    )
+        WORKER_REGISTRY.register(_collector)
+    log.info("worker metrics on http://%s/metrics", address)
     return True
 
 
 def worker_runtime(settings: Settings) -> Runtime:
     """The worker's Temporal runtime: one serving the SDK's metrics on the Temporal metrics
-    port, or the default runtime when that port is 0 (or taken). Core's logs go through
-    Python logging either way (`setup_logging` gives the default runtime that too)."""
-    logging_config = temporal_core_logging()
-    if settings.temporal_metrics_port:
-        address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
-        metrics = PrometheusConfig(
-            bind_address=address, counters_total_suffix=True, durations_as_seconds=True
+    port, or the default runtime when that port is 0. Raises MetricsPortError when the port
+    is in use. Core's logs go through Python logging either way (`setup_logging` gives the
+    default runtime that too)."""
+    if not settings.temporal_metrics_port:
+        return Runtime.default()
+    address = f"{settings.metrics_host}:{settings.temporal_metrics_port}"
+    metrics = PrometheusConfig(
+        bind_address=address, counters_total_suffix=True, durations_as_seconds=True
+    )
+    try:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(logging=temporal_core_logging(), metrics=metrics)
         )
-        try:
-            runtime = Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=metrics))
-        except Exception as exc:
-            log.error("Temporal SDK metrics not served on %s: %s", address, exc)
-        else:
-            log.info("Temporal SDK metrics on http://%s/metrics", address)
-            return runtime
-    return Runtime.default()
+    except ValueError as exc:  # how the SDK says it could not bind
+        raise MetricsPortError(
+            "the Temporal SDK metrics endpoint", address, "BACKFILLS_TEMPORAL_METRICS_PORT", exc
+        ) from None
+    log.info("Temporal SDK metrics on http://%s/metrics", address)
+    return runtime
