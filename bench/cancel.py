@@ -21,8 +21,8 @@ from bench.harness import (
     summary_ms,
     token_for,
 )
+from temporal_client import connect, workflow_id
 from workflows.backfill import BackfillWorkflow
-from workflows.client import connect, workflow_id
 
 
 async def drained_after(handle: WorkflowHandle[Any, Any], started: float) -> float:

@@ -24,7 +24,7 @@ from bench.harness import (
     token_for,
 )
 from config import Settings
-from workflows.client import connect, workflow_id
+from temporal_client import connect, workflow_id
 
 
 def rss_mib(pid: int) -> float:

@@ -13,8 +13,8 @@ from temporalio.service import RPCError
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import Backfill, BackfillStatus, RunStatus, TransferRun
+from temporal_client import start_backfill, workflow_id
 from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
-from workflows.client import start_backfill, workflow_id
 
 
 def runs_of(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:

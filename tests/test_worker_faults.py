@@ -12,10 +12,10 @@ from temporalio.client import Client
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import RunStatus
+from temporal_client import start_backfill
 from tests.support import Stack, Tenant, spawn, stop, wait_for, warehouse_of
 from tests.test_worker import running, runs_of
 from workflows.backfill import BackfillWorkflow
-from workflows.client import start_backfill
 
 ROWS_PER_DAY = 7
 

@@ -17,9 +17,9 @@ from cli.devserver import free_port
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import BackfillStatus
+from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
 from tests.support import Stack, Tenant, spawn, stop, wait_for
-from workflows.client import start_backfill, workflow_id
 
 
 @dataclass

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
+BACKFILL_WORKFLOW = "Backfill"  # the workflow type
 PLAN_BATCH_DAYS = 1000
 BACKFILL_FAILED = "BackfillFailed"  # the workflow's failure type when its backfill is FAILED
 FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"  # workflow.patched id
@@ -43,7 +44,7 @@ RECORD_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="Backfill")
+@workflow.defn(name=BACKFILL_WORKFLOW)
 class BackfillWorkflow:
     def __init__(self) -> None:
         self._progress = Progress()

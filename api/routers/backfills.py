@@ -26,7 +26,7 @@ from config import Settings
 from persistence import backfills, runs, transfers
 from persistence.db import Database
 from persistence.models import Backfill
-from workflows.client import signal_cancel, start_backfill
+from temporal_client import signal_cancel, start_backfill
 
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])

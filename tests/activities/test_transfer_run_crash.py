@@ -17,10 +17,10 @@ from temporalio.service import RPCError
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import Backfill, BackfillStatus, RunStatus, Transfer, TransferRun
+from temporal_client import start_backfill, workflow_id
 from tests.scratch_postgres import query, scratch_database
 from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
 from workflows.backfill import BackfillWorkflow
-from workflows.client import start_backfill, workflow_id
 
 ROWS_PER_DAY = 100_000  # a load of a few seconds, in 20 batches
 FIRST_DAY = date(2024, 7, 1)

@@ -18,11 +18,11 @@ from config import Settings
 from persistence import backfills, transfers
 from persistence.db import Database
 from persistence.models import RunStatus
+from temporal_client import backfill_input, workflow_id
 from tests.support import Tenant, all_runs
 from tests.workflows.histories import record_history
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_FAILED, BackfillWorkflow
-from workflows.client import backfill_input, workflow_id
 from workflows.inputs import CancelRequest
 
 T = TypeVar("T")
