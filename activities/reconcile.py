@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.inputs import ReconcileInput, ReconcileResult
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.models import Backfill, Transfer
@@ -66,7 +66,7 @@ class ReconcileActivities:
         started = 0
         for backfill in stale:
             transfer = await asyncio.to_thread(
-                transfers.get_transfer_for_run, db=self.db, transfer_id=backfill.transfer_id
+                transfers.get_transfer_for_worker, db=self.db, transfer_id=backfill.transfer_id
             )
             if not await self.workflows.start(backfill, transfer):
                 continue
@@ -84,7 +84,10 @@ class ReconcileActivities:
             if reason is None:
                 continue
             if await asyncio.to_thread(
-                runs.fail_abandoned_backfill, db=self.db, backfill_id=backfill_id, reason=reason
+                backfills.fail_abandoned_backfill,
+                db=self.db,
+                backfill_id=backfill_id,
+                reason=reason,
             ):
                 activity.logger.info("backfill %s failed: %s", backfill_id, reason)
                 failed += 1

@@ -166,7 +166,7 @@ class TransferRunActivities:
         it is created (there is no update; removal keeps the record)."""
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
-            transfer = transfers.get_transfer_for_run(db=self.db, transfer_id=transfer_id)
+            transfer = transfers.get_transfer_for_worker(db=self.db, transfer_id=transfer_id)
             if len(self._transfers) >= 1024:
                 self._transfers.clear()
             self._transfers[transfer_id] = transfer

@@ -52,7 +52,7 @@ def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:
 
 def warehouse_of(stack: "Stack", transfer_id: int, path: str = DEFAULT_FILE) -> Path:
     """The SQLite file a transfer's `sqlite` destination writes: in its team's directory."""
-    team_id = transfers.get_transfer_for_run(db=stack.db, transfer_id=transfer_id).team_id
+    team_id = transfers.get_transfer_for_worker(db=stack.db, transfer_id=transfer_id).team_id
     return team_dir(stack.data_dir, team_id) / path
 
 

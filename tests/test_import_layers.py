@@ -29,6 +29,15 @@ LAYERS: list[set[str]] = [
     {"config"},
 ]
 PARTS = set().union(*LAYERS)
+# Each persistence module that owns an aggregate, and the other aggregates' modules it may use
+# (the shared ones below them, `db`, `models`, `lookup`, `errors`, ..., any may).
+AGGREGATES: dict[str, set[str]] = {
+    "accounts": set(),
+    "secrets": set(),
+    "transfers": set(),
+    "runs": set(),
+    "backfills": {"transfers", "runs"},  # a cancel ends runs; a create locks the transfer
+}
 WORKFLOW_IMPORTS = {"workflows", "activities", "temporalio"}
 
 
@@ -44,16 +53,16 @@ def imports(path: Path) -> Iterator[str]:
 
 
 def imports_of(source: str, package: str) -> Iterator[str]:
-    """The absolute name of every module `source`, a module of `package`, imports."""
+    """The absolute name of every module `source`, a module of `package`, imports (or of
+    the name it imports from a module: `from a.b import c` gives `a.b.c`)."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                yield node.module or ""
-                continue
-            base = package.split(".")[: len(package.split(".")) - node.level + 1]
-            yield ".".join([*base, *([node.module] if node.module else [])])
+            base = [] if node.level == 0 else package.split(".")[: -node.level + 1 or None]
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # `from persistence import runs` imports the module persistence.runs
+            yield from (f"{module}.{alias.name}" for alias in node.names)
 
 
 def imported_parts(part: str) -> dict[str, set[str]]:
@@ -88,6 +97,20 @@ def test_a_part_imports_only_the_layers_below_it(layer: int) -> None:
     assert not wrong, f"imports upwards or sideways (see docs/architecture.md): {wrong}"
 
 
+def test_a_persistence_aggregate_uses_another_only_where_it_is_allowed() -> None:
+    wrong = {}
+    for aggregate, allowed in AGGREGATES.items():
+        path = REPO / "persistence" / f"{aggregate}.py"
+        used = {
+            name.split(".")[1]
+            for name in imports(path)
+            if name.startswith("persistence.") and name.split(".")[1] in AGGREGATES
+        }
+        if used - allowed - {aggregate}:
+            wrong[aggregate] = sorted(used - allowed - {aggregate})
+    assert not wrong, f"persistence modules reach into other aggregates: {wrong}"
+
+
 def test_workflow_code_imports_only_what_replays_deterministically() -> None:
     allowed = WORKFLOW_IMPORTS | set(sys.stdlib_module_names)
     wrong = {
@@ -110,8 +133,8 @@ def test_the_checks_see_the_imports_they_forbid() -> None:
     )
     assert set(imports_of(source, "workflows.sub")) == {
         "sqlalchemy.orm",
-        "persistence.models",
-        "workflows.sub",
-        "workflows.activities.inputs",
-        "temporal_client",
+        "persistence.models.Backfill",
+        "workflows.sub.inputs",
+        "workflows.activities.inputs.BackfillRef",
+        "temporal_client.connect",
     }

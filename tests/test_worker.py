@@ -44,7 +44,9 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
         }
     )
     transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=4000, rows_per_day=3)
-    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(
+        db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
+    )
     backfill: Backfill = backfills.create_backfill(
         db=stack.db,
         team_id=tenant.team_id,
@@ -83,7 +85,7 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
         successor = spawn(["worker"], env, successor_log)
         await asyncio.wait_for(handle.result(), timeout=180)
 
-        final = backfills.get_backfill_by_id(db=stack.db, backfill_id=backfill_id)
+        final = backfills.get_backfill_for_worker(db=stack.db, backfill_id=backfill_id)
         assert final.status == BackfillStatus.COMPLETED
         assert final.transfer_runs_completed == 4
         assert final.transfer_runs_failed == 0

@@ -83,7 +83,9 @@ async def run_backfill(
 ) -> int:
     """Run a backfill of `dates` days from 2024-06-01 on the worker; its id once it ended."""
     transfer_id = tenant.create_transfer(rows_per_day=2, fail_dates=fail_dates)
-    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(
+        db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
+    )
     backfill = backfills.create_backfill(
         db=stack.db,
         team_id=tenant.team_id,

@@ -71,7 +71,7 @@ async def create_backfill(
 ) -> Envelope[BackfillOut]:
     _check_range(body, settings)
     transfer = await run_in_threadpool(
-        transfers.get_transfer, db=db, team_id=team_id, transfer_id=transfer_id
+        transfers.get_team_transfer, db=db, team_id=team_id, transfer_id=transfer_id
     )
     backfill = await run_in_threadpool(
         backfills.create_backfill,
@@ -119,7 +119,7 @@ def list_incomplete_backfills(
 def get_backfill(
     team_id: TeamId, backfill_id: BackfillId, _: ReadAccess, db: DbDep
 ) -> Envelope[BackfillOut]:
-    backfill = backfills.get_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
+    backfill = backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
     return ok(_with_reports(db, [backfill])[0])
 
 
@@ -191,7 +191,7 @@ def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
     """The backfills with their error reports and runs in flight (two queries in all)."""
     with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
-    reports = backfills.error_reports(db=db, backfill_ids=with_failures)
+    reports = runs.error_reports(db=db, backfill_ids=with_failures)
     started = [b.id for b in found if b.id and b.start_time is not None]
     running = runs.runs_in_flight(db=db, backfill_ids=started)
     return [BackfillOut.of(b, reports.get(b.id or 0, []), running.get(b.id or 0, 0)) for b in found]

@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import IsoDate, UtcTimestamp
-from persistence.backfills import RunError
 from persistence.models import Backfill, BackfillStatus
+from persistence.runs import RunError
 
 
 class CreateBackfillRequest(BaseModel):

@@ -115,7 +115,7 @@ class Scenario:
         return [d for d, r in self.runs(backfill_id).items() if r.status == RunStatus.RUNNING]
 
     def assert_completed_with_one_copy(self, backfill_id: int) -> dict[date, TransferRun]:
-        final = backfills.get_backfill_by_id(db=self.stack.db, backfill_id=backfill_id)
+        final = backfills.get_backfill_for_worker(db=self.stack.db, backfill_id=backfill_id)
         assert final.status == BackfillStatus.COMPLETED, final
         assert (final.transfer_runs_completed, final.transfer_runs_failed) == (len(DAYS), 0)
         assert self.partition_sizes() == dict.fromkeys(DAYS, ROWS_PER_DAY)
@@ -147,7 +147,7 @@ async def scenario(
             },
         )
         assert response.status_code == 200, response.text
-        transfer = transfers.get_transfer(
+        transfer = transfers.get_team_transfer(
             db=stack.db, team_id=tenant.team_id, transfer_id=response.json()["data"]["transfer_id"]
         )
         scenario = Scenario(

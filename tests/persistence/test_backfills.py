@@ -48,7 +48,7 @@ class Owner:
 
     def reload(self, backfill: Backfill) -> Backfill:
         assert backfill.id is not None
-        return backfills.get_backfill_by_id(db=self.db, backfill_id=backfill.id)
+        return backfills.get_backfill_for_worker(db=self.db, backfill_id=backfill.id)
 
     def runs_of(self, backfill: Backfill) -> list[TransferRun]:
         found = all_runs(self.db, self.team_id, self.transfer_id)

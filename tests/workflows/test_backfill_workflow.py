@@ -170,7 +170,7 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
 ) -> None:
     transfer_id = tenant.create_transfer(max_concurrent_runs=3)
     db = Database(settings.resolved_database_url)
-    transfer = transfers.get_transfer(db=db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(db=db, team_id=tenant.team_id, transfer_id=transfer_id)
     backfill = backfills.create_backfill(
         db=db,
         team_id=tenant.team_id,
@@ -196,7 +196,7 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
     first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
     history = await first_run.fetch_history()
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-    record = backfills.get_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
+    record = backfills.get_team_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
     assert (record.status, record.transfer_runs_completed) == ("COMPLETED", 20)
     stored = all_runs(db, tenant.team_id, transfer_id)
     assert len(stored) == 20
