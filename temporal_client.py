@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from config import Settings
 from observability.tracing import client_interceptors
 from persistence.models import Backfill, Transfer
+from statuses import ACTIVE_BACKFILL_STATUSES, BackfillStatus
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_WORKFLOW, BackfillWorkflow
 from workflows.inputs import BackfillInput, CancelRequest, RunPolicy
@@ -111,7 +112,7 @@ async def start_backfill(
                 SearchAttributePair(search_attributes.TEAM_ID, input.team_id),
                 SearchAttributePair(search_attributes.TRANSFER_ID, input.transfer_id),
                 SearchAttributePair(search_attributes.BACKFILL_ID, input.backfill_id),
-                SearchAttributePair(search_attributes.BACKFILL_STATUS, "CREATED"),
+                SearchAttributePair(search_attributes.BACKFILL_STATUS, BackfillStatus.CREATED),
             ]
         ),
         static_summary=f"Backfill {input.backfill_id}: transfer {input.transfer_id}, "
@@ -139,9 +140,9 @@ async def closed_backfill_workflows(
     client: Client, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
 ) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
     """Backfill id and status of each backfill workflow that closed in one of `among` after
-    `closed_since` while its `BackfillStatus` said CREATED, SCHEDULED or RUNNING."""
+    `closed_since` while its `BackfillStatus` was still active (its record never closed)."""
     executions = ", ".join(f"'{_query_name(status)}'" for status in among)
-    statuses = ", ".join(f"'{s}'" for s in ("CREATED", "SCHEDULED", "RUNNING"))
+    statuses = ", ".join(f"'{s}'" for s in ACTIVE_BACKFILL_STATUSES)
     query = (
         f"WorkflowType = '{BACKFILL_WORKFLOW}' AND ExecutionStatus IN ({executions})"
         f" AND BackfillStatus IN ({statuses}) AND CloseTime > '{closed_since.isoformat()}'"

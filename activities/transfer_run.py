@@ -13,7 +13,6 @@ from activities.inputs import (
     INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
     TRANSIENT_RUN_ERROR,
-    RunOutcome,
     TransferRunInput,
     TransferRunResult,
 )
@@ -28,6 +27,7 @@ from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
 from persistence.secret_box import SecretBox, UndecryptableSecret
+from statuses import QueryStatus, RunOutcome
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,9 @@ class TransferRunActivities:
 
     def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [
-            QueryDetail(status="FAILED", rows=0, duration=duration, error_description=str(error))
+            QueryDetail(
+                status=QueryStatus.FAILED, rows=0, duration=duration, error_description=str(error)
+            )
         ]
         runs.record_attempt_error(
             db=self.db,

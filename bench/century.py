@@ -24,6 +24,7 @@ from bench.harness import (
     token_for,
 )
 from config import Settings
+from statuses import BackfillStatus
 from temporal_client import connect, workflow_id
 
 
@@ -67,8 +68,8 @@ def main() -> None:
             backfill_id = created.json()["data"]["transfer_backfill_id"]
             print(f"create answered {created.status_code} in {create_seconds * 1000:.0f} ms")
             get_seconds, memory = [], []
-            status = "CREATED"
-            while status not in ("COMPLETED", "FAILED"):
+            status = BackfillStatus.CREATED
+            while status not in (BackfillStatus.COMPLETED, BackfillStatus.FAILED):
                 time.sleep(2)
                 t0 = time.perf_counter()
                 body = http.get(f"/teams/{transfer.team_id}/backfills/{backfill_id}").json()

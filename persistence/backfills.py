@@ -17,14 +17,16 @@ from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError, OverlapError
 from persistence.lookup import get_row
-from persistence.models import (
+from persistence.models import Backfill
+from persistence.transfers import team_transfer_row
+from statuses import (
+    ACTIVE_BACKFILL_STATUSES,
     INCOMPLETE_BACKFILL_STATUSES,
     NOT_STARTED_RUN_STATUSES,
-    Backfill,
+    UNFINISHED_RUN_STATUSES,
     BackfillStatus,
     RunStatus,
 )
-from persistence.transfers import team_transfer_row
 
 _NOT_FOUND = "backfill not found"
 
@@ -217,13 +219,12 @@ def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> b
     now = utcnow()
     with db.write() as session:
         backfill = session.get(Backfill, backfill_id, with_for_update=True)
-        abandonable = (BackfillStatus.CREATED, BackfillStatus.SCHEDULED, BackfillStatus.RUNNING)
-        if backfill is None or backfill.status not in abandonable:
+        if backfill is None or backfill.status not in ACTIVE_BACKFILL_STATUSES:
             return False
         runs.end_unfinished_runs(
             session,
             backfill_id,
-            among=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
+            among=UNFINISHED_RUN_STATUSES,
             status=RunStatus.FAILED,
             message=reason,
             now=now,

@@ -18,13 +18,8 @@ from persistence import statements
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.lookup import get_row
-from persistence.models import (
-    Backfill,
-    BackfillStatus,
-    RunStatus,
-    RunType,
-    TransferRun,
-)
+from persistence.models import Backfill, RunType, TransferRun
+from statuses import BackfillStatus, RunStatus
 
 
 class RunSortField(StrEnum):

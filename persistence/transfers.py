@@ -8,7 +8,8 @@ from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError
 from persistence.lookup import get_row
-from persistence.models import INCOMPLETE_BACKFILL_STATUSES, Backfill, Transfer
+from persistence.models import Backfill, Transfer
+from statuses import INCOMPLETE_BACKFILL_STATUSES
 
 _NOT_FOUND = "transfer not found"
 

@@ -3,7 +3,7 @@
 
 A part imports only parts in the layers below its own, so no two parts import each other,
 through any number of others. Workflow code imports only the workflow's own modules, the
-activities' definitions and inputs, `temporalio` and the standard library:
+activities' definitions and inputs, the statuses, `temporalio` and the standard library:
 never the ORM, the database, the settings, the API or Temporal's client side.
 """
 
@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"observability"},
     {"connectors"},
     {"persistence"},
-    {"config"},
+    {"config", "statuses"},
 ]
 PARTS = set().union(*LAYERS)
 # Each persistence module that owns an aggregate, and the other aggregates' modules it may use
@@ -38,7 +38,7 @@ AGGREGATES: dict[str, set[str]] = {
     "runs": set(),
     "backfills": {"transfers", "runs"},  # a cancel ends runs; a create locks the transfer
 }
-WORKFLOW_IMPORTS = {"workflows", "activities", "temporalio"}
+WORKFLOW_IMPORTS = {"workflows", "activities", "statuses", "temporalio"}
 
 
 def _files(part: str) -> list[Path]:

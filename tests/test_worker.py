@@ -12,7 +12,8 @@ from temporalio.service import RPCError
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import Backfill, BackfillStatus, RunStatus, TransferRun
+from persistence.models import Backfill, TransferRun
+from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
 from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
 

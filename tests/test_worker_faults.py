@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import RunStatus
+from statuses import RunStatus
 from temporal_client import start_backfill
 from tests.support import Stack, Tenant, spawn, stop, wait_for, warehouse_of
 from tests.test_worker import running, runs_of

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from cli.devserver import free_port
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import BackfillStatus
+from statuses import BackfillStatus
 from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
 from tests.support import Stack, Tenant, spawn, stop, wait_for

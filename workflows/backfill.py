@@ -22,11 +22,11 @@ with workflow.unsafe.imports_passed_through():
         CancelRecordInput,
         FailRunInput,
         PlanRunsInput,
-        RunOutcome,
         TransferRunInput,
     )
     from activities.records import RecordActivities
     from activities.transfer_run import TransferRunActivities
+    from statuses import BackfillStatus, RunOutcome
     from workflows import search_attributes
     from workflows.inputs import BackfillInput, BackfillResult, CancelRequest, Progress
 
@@ -74,7 +74,7 @@ class BackfillWorkflow:
             if input.carried is None:
                 await self._plan_runs(input)
                 await self._record(RecordActivities.mark_scheduled, BackfillRef(input.backfill_id))
-                self._set_status("SCHEDULED")
+                self._set_status(BackfillStatus.SCHEDULED)
             await self._dispatch(input)
         except asyncio.CancelledError:
             self.cancel(CancelRequest(user_id=None))
@@ -138,8 +138,8 @@ class BackfillWorkflow:
 
     def _start_run(self, input: BackfillInput, data_date: date) -> None:
         self._progress.in_flight += 1
-        if self._progress.status == "SCHEDULED":
-            self._set_status("RUNNING")
+        if self._progress.status == BackfillStatus.SCHEDULED:
+            self._set_status(BackfillStatus.RUNNING)
         else:
             self._describe_progress()
         task = asyncio.create_task(self._run_one(input, data_date))
@@ -191,7 +191,7 @@ class BackfillWorkflow:
             CancelRecordInput(input.backfill_id, self._cancel.user_id),
         )
         self._cancel_recorded = True
-        self._set_status("CANCELLED")
+        self._set_status(BackfillStatus.CANCELLED)
 
     async def _close_cancelled(self, input: BackfillInput) -> BackfillResult:
         """Dates not yet planned when the cancel came get CANCELLED runs, then it is done."""
@@ -209,7 +209,7 @@ class BackfillWorkflow:
         )
         self._set_status(status)
         result = self._result()
-        if status == "FAILED" and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
+        if status == BackfillStatus.FAILED and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
             raise ApplicationError(
                 f"{result.failed} of {self._progress.total} runs failed; the backfill's "
                 "error_report lists them",

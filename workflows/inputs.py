@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import date
 
+from statuses import BackfillStatus
+
 
 @dataclass(frozen=True)
 class RunPolicy:
@@ -26,7 +28,7 @@ class Progress:
     skipped: int = 0
     in_flight: int = 0
     next_date: date | None = None
-    status: str = "CREATED"
+    status: str = BackfillStatus.CREATED
     cancel_requested: bool = False
 
 

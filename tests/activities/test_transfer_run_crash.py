@@ -16,7 +16,8 @@ from temporalio.service import RPCError
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import Backfill, BackfillStatus, RunStatus, Transfer, TransferRun
+from persistence.models import Backfill, Transfer, TransferRun
+from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
 from tests.scratch_postgres import query, scratch_database
 from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for

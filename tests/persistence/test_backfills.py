@@ -19,8 +19,9 @@ import pytest
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
 from persistence.errors import InvalidStateError, OverlapError
-from persistence.models import Backfill, BackfillStatus, Role, RunStatus, TransferRun
+from persistence.models import Backfill, Role, TransferRun
 from persistence.runs import StartedRun
+from statuses import BackfillStatus, RunStatus
 from tests.support import Tenant, all_runs
 
 T = TypeVar("T")

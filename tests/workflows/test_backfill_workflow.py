@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from config import Settings
 from persistence import backfills, transfers
 from persistence.db import Database
-from persistence.models import RunStatus
+from statuses import RunStatus
 from temporal_client import backfill_input, workflow_id
 from tests.support import Tenant, all_runs
 from tests.workflows.histories import record_history
