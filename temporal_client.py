@@ -158,14 +158,18 @@ def _query_name(status: WorkflowExecutionStatus) -> str:
     return "".join(word.capitalize() for word in status.name.split("_"))
 
 
+def reconciler_input(settings: Settings) -> ReconcilerInput:
+    return ReconcilerInput(
+        interval_seconds=settings.reconcile_interval_seconds,
+        created_grace_seconds=settings.reconcile_created_grace_seconds,
+    )
+
+
 async def ensure_reconciler(client: Client, settings: Settings) -> None:
     """Start the reconciler workflow unless it runs already (every worker asks)."""
     await client.start_workflow(
         ReconcilerWorkflow.run,
-        ReconcilerInput(
-            interval_seconds=settings.reconcile_interval_seconds,
-            created_grace_seconds=settings.reconcile_created_grace_seconds,
-        ),
+        reconciler_input(settings),
         id=RECONCILER_ID,
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
