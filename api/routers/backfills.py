@@ -5,11 +5,11 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
+    AsyncDbDep,
     BackfillId,
     DbDep,
     ReadAccess,
@@ -65,22 +65,23 @@ async def create_backfill(
     transfer_id: TransferId,
     body: CreateBackfillRequest,
     caller: WriteAccess,
-    db: DbDep,
+    database: AsyncDbDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
     _check_range(body, settings)
-    transfer = await run_in_threadpool(
-        transfers.get_team_transfer, db=db, team_id=team_id, transfer_id=transfer_id
+    transfer = await database.run(
+        lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     )
-    backfill = await run_in_threadpool(
-        backfills.create_backfill,
-        db=db,
-        team_id=team_id,
-        transfer_id=transfer_id,
-        user_id=caller.user_id,
-        range_start=body.range_start,
-        range_end=body.range_end,
+    backfill = await database.run(
+        lambda db: backfills.create_backfill(
+            db=db,
+            team_id=team_id,
+            transfer_id=transfer_id,
+            user_id=caller.user_id,
+            range_start=body.range_start,
+            range_end=body.range_end,
+        )
     )
     try:
         await start_backfill(temporal, settings, backfill, transfer)
@@ -88,9 +89,10 @@ async def create_backfill(
         pass  # the reconciler got there first: the backfill runs
     except Exception as exc:
         log.warning("could not start the workflow of backfill %s: %s", backfill.id, exc)
-        assert backfill.id is not None
-        await run_in_threadpool(
-            backfills.discard_unstarted_backfill, db=db, backfill_id=backfill.id
+        backfill_id = backfill.id
+        assert backfill_id is not None
+        await database.run(
+            lambda db: backfills.discard_unstarted_backfill(db=db, backfill_id=backfill_id)
         )
         raise service_unavailable("Temporal") from None
     return ok(BackfillOut.of(backfill, []))
@@ -149,19 +151,17 @@ async def cancel_backfill(
     backfill_id: BackfillId,
     body: UpdateBackfillRequest,
     caller: WriteAccess,
-    db: DbDep,
+    database: AsyncDbDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
-    cancelled = await run_in_threadpool(
-        backfills.cancel_backfill,
-        db=db,
-        backfill_id=backfill_id,
-        user_id=caller.user_id,
-        team_id=team_id,
+    cancelled = await database.run(
+        lambda db: backfills.cancel_backfill(
+            db=db, backfill_id=backfill_id, user_id=caller.user_id, team_id=team_id
+        )
     )
     _, report = await asyncio.gather(
         _signal_cancel(temporal, backfill_id, caller.user_id),
-        run_in_threadpool(_with_reports, db, [cancelled]),
+        database.run(lambda db: _with_reports(db, [cancelled])),
     )
     return ok(report[0])
 
