@@ -8,6 +8,7 @@ ranges continue as new every `runs_per_workflow_run` runs to keep each history s
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
@@ -81,7 +82,7 @@ class BackfillWorkflow:
         if self._cancel is not None:
             return await self._close_cancelled(input)
         if self._progress.next_date is not None:
-            workflow.continue_as_new(self._carried_input(input))
+            workflow.continue_as_new(replace(input, carried=self._progress))
         return await self._finish(input)
 
     async def _plan_runs(self, input: BackfillInput) -> None:
@@ -243,19 +244,6 @@ class BackfillWorkflow:
         info = workflow.info()
         return info.get_current_history_length() > HISTORY_SOFT_LIMIT or (
             info.is_continue_as_new_suggested()
-        )
-
-    def _carried_input(self, input: BackfillInput) -> BackfillInput:
-        return BackfillInput(
-            backfill_id=input.backfill_id,
-            team_id=input.team_id,
-            transfer_id=input.transfer_id,
-            range_start=input.range_start,
-            range_end=input.range_end,
-            max_concurrent_runs=input.max_concurrent_runs,
-            run_policy=input.run_policy,
-            runs_per_workflow_run=input.runs_per_workflow_run,
-            carried=self._progress,
         )
 
     def _result(self) -> BackfillResult:
