@@ -64,7 +64,10 @@ class Api:
         return _data_of(response)
 
 
-class ApiError(ClientError):
+class ErrorFromApi(ClientError):
+    """The client side: the API answered with its error envelope (which the server raises as
+    `api.errors.ApiErrorResponse`)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -87,7 +90,7 @@ def _data_of(response: httpx.Response) -> Any:
     line = f"{message} ({code}, HTTP {response.status_code}, request id {request_id})"
     if error.get("description"):
         line += f"\n{error['description']}"
-    raise ApiError(response.status_code, line)
+    raise ErrorFromApi(response.status_code, line)
 
 
 @contextmanager
@@ -299,7 +302,7 @@ def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
     while True:
         try:
             return api.call("GET", path)
-        except ApiError as error:
+        except ErrorFromApi as error:
             if error.status not in TRANSIENT_STATUSES or time.monotonic() > deadline:
                 raise
         except ClientError:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import AsyncDbDep
 from api.envelope import Envelope, error_responses, ok
-from api.errors import ApiError
+from api.errors import ApiErrorResponse
 from persistence.db import Database
 
 router = APIRouter(tags=["health"])
@@ -42,5 +42,5 @@ async def readyz(request: Request, database: AsyncDbDep) -> Envelope[dict[str, s
     }
     down = [name for name, good in checks.items() if not good]
     if down:
-        raise ApiError(503, "not ready", description=f"unreachable: {', '.join(down)}")
+        raise ApiErrorResponse(503, "not ready", description=f"unreachable: {', '.join(down)}")
     return ok({name: "ok" for name in checks})
