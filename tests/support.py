@@ -1,16 +1,19 @@
-"""Test helpers: the running stack, tenants, polling."""
+"""Test helpers: the running stack, tenants, polling, and what every error answer holds."""
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from connectors.warehouse import DEFAULT_FILE, team_dir
 from persistence import accounts, runs, transfers
@@ -32,6 +35,45 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: 
         time.sleep(interval)
         value = probe()
     return value
+
+
+async def wait_for_async(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 60.0, interval: float = 0.2
+) -> T:
+    """`wait_for` for a probe that is a coroutine function (`within` its timeout)."""
+    deadline = asyncio.get_running_loop().time() + within
+    value = await probe()
+    while not value:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
+        await asyncio.sleep(interval)
+        value = await probe()
+    return value
+
+
+async def terminate_if_running(handle: WorkflowHandle[Any, Any]) -> None:
+    """Clean up after a test: stop the workflow if it still runs (or was never started)."""
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="test cleanup")
+    except RPCError:
+        pass  # never started
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error envelope every failure answers with; returns its `error`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"meta", "error"}, body
+    assert body["meta"]["request_id"] == response.headers["X-Request-Id"], body
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code, body
+    assert isinstance(error["message"], str) and error["message"], body
+    return error
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:

@@ -7,15 +7,14 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import Backfill, TransferRun
 from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
-from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, spawn, stop, terminate_if_running, wait_for
 
 
 def runs_of(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:
@@ -92,12 +91,7 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
         assert final.transfer_runs_failed == 0
         assert {r.status for r in runs_of(stack, tenant, transfer_id)} == {RunStatus.COMPLETED}
     finally:
-        cleanup = temporal_client.get_workflow_handle(workflow_id(backfill_id))
-        try:
-            if (await cleanup.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await cleanup.terminate(reason="test cleanup")
-        except RPCError:
-            pass  # never started
+        await terminate_if_running(temporal_client.get_workflow_handle(workflow_id(backfill_id)))
         for process in (draining, successor):
             if process is not None:
                 await asyncio.to_thread(stop, process)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from cli.devserver import free_port
 from config import Settings
@@ -19,7 +18,7 @@ from persistence import backfills, transfers
 from statuses import BackfillStatus
 from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
-from tests.support import Stack, Tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for
 
 
 @dataclass
@@ -99,11 +98,7 @@ async def run_backfill(
     try:
         await asyncio.wait_for(handle.result(), timeout=180)
     finally:
-        try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test cleanup")
-        except RPCError:
-            pass
+        await terminate_if_running(handle)
     return backfill.id
 
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowHandle
 
 from config import Settings
 from persistence import backfills, transfers
@@ -20,7 +19,7 @@ from persistence.models import Backfill, Transfer, TransferRun
 from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, spawn, stop, terminate_if_running, wait_for
 from workflows.backfill import BackfillWorkflow
 
 ROWS_PER_DAY = 100_000  # a load of a few seconds, in 20 batches
@@ -172,12 +171,9 @@ async def scenario(
             yield scenario
         finally:
             for backfill_id in scenario.backfill_ids:
-                handle = temporal_client.get_workflow_handle(workflow_id(backfill_id))
-                try:
-                    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                        await handle.terminate(reason="test cleanup")
-                except RPCError:
-                    pass  # never started
+                await terminate_if_running(
+                    temporal_client.get_workflow_handle(workflow_id(backfill_id))
+                )
             for worker in scenario.workers:
                 await asyncio.to_thread(stop, worker)
 
