@@ -2,6 +2,7 @@
 
 The runs a status change ends (a cancel, an abandoned workflow) are ended through
 `persistence.runs`, in the same transaction; runs never reach back into this module.
+
 Every status change is a single guarded UPDATE (`... WHERE status IN (...)`), so two writers
 racing (a cancel and the workflow finishing, say) yield one consistent outcome: a final
 status is never turned into another one.
