@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from cli.devserver import free_port
 from config import Settings
@@ -19,6 +19,7 @@ from statuses import BackfillStatus
 from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
 from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for
+from workflows.backfill import BACKFILL_FAILED
 
 
 @dataclass
@@ -97,6 +98,9 @@ async def run_backfill(
     handle = await start_backfill(client, worker.settings, backfill, transfer)
     try:
         await asyncio.wait_for(handle.result(), timeout=180)
+    except WorkflowFailureError as failure:  # a FAILED backfill fails its workflow
+        if not fail_dates or getattr(failure.cause, "type", None) != BACKFILL_FAILED:
+            raise
     finally:
         await terminate_if_running(handle)
     return backfill.id
