@@ -13,8 +13,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.reconcile import ReconcileActivities
@@ -28,9 +26,14 @@ from observability.tracing import setup_tracing
 from observability.worker_metrics import MetricsPortError, serve_worker_metrics, worker_runtime
 from persistence.db import Database
 from persistence.secret_box import SecretsKeyError, load_secret_box
+from temporal_client import (
+    BackfillWorkflowClient,
+    connect,
+    ensure_reconciler,
+    ensure_search_attributes,
+)
 from workflows.backfill import BackfillWorkflow
-from workflows.client import connect, ensure_search_attributes
-from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
+from workflows.reconciler import ReconcilerWorkflow
 
 log = logging.getLogger("backfills.worker")
 
@@ -46,7 +49,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     add_context_provider(team_fields)
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, environment)
-    reconciler = ReconcileActivities(db, client, settings)
+    reconciler = ReconcileActivities(db, BackfillWorkflowClient(client, settings))
     max_activities = settings.worker_max_concurrent_activities
     with ThreadPoolExecutor(max_workers=max_activities) as executor:
         worker = Worker(
@@ -74,20 +77,6 @@ def run_environment(settings: Settings) -> RunEnvironment:
         secret_box=load_secret_box(settings),
         egress=EgressPolicy.from_settings(settings),
         env_allowlist=frozenset(settings.worker_env_allowlist),
-    )
-
-
-async def ensure_reconciler(client: Client, settings: Settings) -> None:
-    """Start the reconciler workflow unless it runs already (every worker asks)."""
-    await client.start_workflow(
-        ReconcilerWorkflow.run,
-        ReconcilerInput(
-            interval_seconds=settings.reconcile_interval_seconds,
-            created_grace_seconds=settings.reconcile_created_grace_seconds,
-        ),
-        id=RECONCILER_ID,
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 
 

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
+
+from statuses import RunOutcome
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,6 @@ class TransferRunInput:
     transfer_id: int
     data_date: date
     team_id: int | None = None  # for log lines; None in histories recorded before it existed
-
-
-class RunOutcome(StrEnum):
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"  # cancelled before it started, or ended by an earlier attempt
 
 
 @dataclass(frozen=True)

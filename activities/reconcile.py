@@ -4,22 +4,25 @@
   and could not discard the record either): start it; starting is idempotent by workflow id.
 - A backfill workflow that closed without closing its record (an operator terminated it, or
   it timed out) leaves the record RUNNING: fail it, saying why in its error_report.
+
+Temporal's client side comes in as a `BackfillWorkflows` (the worker passes
+`temporal_client.BackfillWorkflowClient`): activities never import the client, which imports
+the workflows, which import the activities.
 """
 
 import asyncio
-from datetime import timedelta
+from collections.abc import AsyncIterator, Collection
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import WorkflowExecutionStatus
 
 from activities.inputs import ReconcileInput, ReconcileResult
-from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.clock import utcnow
 from persistence.db import Database
-from workflows import search_attributes
-from workflows.client import start_backfill
+from persistence.models import Backfill, Transfer
 
 ABANDONED = {
     WorkflowExecutionStatus.TERMINATED: "the backfill's workflow was terminated by an operator",
@@ -28,11 +31,25 @@ ABANDONED = {
 }
 
 
+class BackfillWorkflows(Protocol):
+    """The backfill workflows as reconciling needs them."""
+
+    async def start(self, backfill: Backfill, transfer: Transfer) -> bool:
+        """Start the backfill's workflow; False when it exists already."""
+        ...
+
+    def closed(
+        self, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
+    ) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
+        """Backfill id and status of each workflow that closed in one of `among` after
+        `closed_since` without its record having been closed."""
+        ...
+
+
 class ReconcileActivities:
-    def __init__(self, db: Database, client: Client, settings: Settings) -> None:
+    def __init__(self, db: Database, workflows: BackfillWorkflows) -> None:
         self.db = db
-        self.client = client
-        self.settings = settings
+        self.workflows = workflows
 
     @activity.defn(name="reconcile")
     async def reconcile(self, input: ReconcileInput) -> ReconcileResult:
@@ -49,31 +66,28 @@ class ReconcileActivities:
         started = 0
         for backfill in stale:
             transfer = await asyncio.to_thread(
-                transfers.get_transfer_for_run, db=self.db, transfer_id=backfill.transfer_id
+                transfers.get_transfer_for_worker, db=self.db, transfer_id=backfill.transfer_id
             )
-            try:
-                await start_backfill(self.client, self.settings, backfill, transfer)
-            except WorkflowAlreadyStartedError:
+            if not await self.workflows.start(backfill, transfer):
                 continue
             activity.logger.info("started the workflow of backfill %s", backfill.id)
             started += 1
         return started
 
     async def _fail_abandoned(self, input: ReconcileInput) -> int:
-        since = (utcnow() - timedelta(hours=input.closed_within_hours)).isoformat()
-        statuses = ", ".join(f"'{s}'" for s in ("CREATED", "SCHEDULED", "RUNNING"))
-        query = (
-            "WorkflowType = 'Backfill' AND ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed')"
-            f" AND BackfillStatus IN ({statuses}) AND CloseTime > '{since}'"
-        )
+        since = utcnow() - timedelta(hours=input.closed_within_hours)
         failed = 0
-        async for execution in self.client.list_workflows(query):
-            backfill_id = execution.typed_search_attributes.get(search_attributes.BACKFILL_ID)
-            reason = ABANDONED.get(execution.status or WorkflowExecutionStatus.FAILED)
-            if backfill_id is None or reason is None:
+        async for backfill_id, status in self.workflows.closed(
+            among=ABANDONED.keys(), closed_since=since
+        ):
+            reason = ABANDONED.get(status)
+            if reason is None:
                 continue
             if await asyncio.to_thread(
-                runs.fail_abandoned_backfill, db=self.db, backfill_id=backfill_id, reason=reason
+                backfills.fail_abandoned_backfill,
+                db=self.db,
+                backfill_id=backfill_id,
+                reason=reason,
             ):
                 activity.logger.info("backfill %s failed: %s", backfill_id, reason)
                 failed += 1

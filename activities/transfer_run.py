@@ -13,7 +13,6 @@ from activities.inputs import (
     INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
     TRANSIENT_RUN_ERROR,
-    RunOutcome,
     TransferRunInput,
     TransferRunResult,
 )
@@ -28,6 +27,7 @@ from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
 from persistence.secret_box import SecretBox, UndecryptableSecret
+from statuses import QueryStatus, RunOutcome
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class TransferRunActivities:
         it is created (there is no update; removal keeps the record)."""
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
-            transfer = transfers.get_transfer_for_run(db=self.db, transfer_id=transfer_id)
+            transfer = transfers.get_transfer_for_worker(db=self.db, transfer_id=transfer_id)
             if len(self._transfers) >= 1024:
                 self._transfers.clear()
             self._transfers[transfer_id] = transfer
@@ -174,7 +174,9 @@ class TransferRunActivities:
 
     def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [
-            QueryDetail(status="FAILED", rows=0, duration=duration, error_description=str(error))
+            QueryDetail(
+                status=QueryStatus.FAILED, rows=0, duration=duration, error_description=str(error)
+            )
         ]
         runs.record_attempt_error(
             db=self.db,

@@ -2,12 +2,19 @@
 
 The ones without I/O are `async def`, so FastAPI runs them on the event loop instead of
 sending each to the thread pool; the token lookup does I/O and stays a plain `def`.
+
+The database blocks, so it reaches a route in one of two ways: a plain `def` route takes
+`DbDep` (FastAPI runs the route in its thread pool), an `async def` route takes
+`AsyncDbDep`, whose `run` sends each database step to the thread pool. An async route never
+holds the `Database` itself (tests/api/test_event_loop.py checks both).
 """
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.errors import forbidden, too_many_requests, unauthorized
@@ -20,6 +27,18 @@ from persistence.models import Scope
 from persistence.secret_box import SecretBox
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+T = TypeVar("T")
+
+
+class AsyncDatabase:
+    """The service database for `async def` routes: `await database.run(step)` calls
+    `step(db)` in the thread pool, so the event loop goes on answering meanwhile."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def run(self, step: Callable[[Database], T]) -> T:
+        return await run_in_threadpool(step, self._db)
 
 
 async def _settings(request: Request) -> Settings:
@@ -30,6 +49,10 @@ async def _settings(request: Request) -> Settings:
 async def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+async def _async_db(request: Request) -> AsyncDatabase:
+    return AsyncDatabase(request.app.state.db)
 
 
 async def _secret_box(request: Request) -> SecretBox:
@@ -43,6 +66,7 @@ async def _temporal(request: Request) -> Client:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_db)]
+AsyncDbDep = Annotated[AsyncDatabase, Depends(_async_db)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 

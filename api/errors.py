@@ -20,7 +20,11 @@ _JSON_CONTENT_TYPE = "Content-Type: application/json"
 _DATE_EXPECTED = "expected a date as YYYY-MM-DD"
 
 
-class ApiError(Exception):
+class ApiErrorResponse(Exception):
+    """Raised on the server side, by a route or a dependency: answered as the error envelope
+    with this status, code and message (the command-line client's counterpart, an error the
+    API answered with, is `cli.client.ErrorFromApi`)."""
+
     def __init__(
         self,
         status: int,
@@ -38,31 +42,33 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
-    return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(message: str = "missing or invalid bearer token") -> ApiErrorResponse:
+    return ApiErrorResponse(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def forbidden(message: str) -> ApiError:
-    return ApiError(403, message)
+def forbidden(message: str) -> ApiErrorResponse:
+    return ApiErrorResponse(403, message)
 
 
-def too_many_requests(retry_after_seconds: int) -> ApiError:
-    return ApiError(
+def too_many_requests(retry_after_seconds: int) -> ApiErrorResponse:
+    return ApiErrorResponse(
         429,
         f"too many requests for this token; retry in {retry_after_seconds}s",
         headers={"Retry-After": str(retry_after_seconds)},
     )
 
 
-def unprocessable(message: str, description: str | None = None) -> ApiError:
-    return ApiError(422, message, description=description)
+def unprocessable(message: str, description: str | None = None) -> ApiErrorResponse:
+    return ApiErrorResponse(422, message, description=description)
 
 
-def service_unavailable(what: str) -> ApiError:
-    return ApiError(503, f"{what} is unreachable; retry later", headers={"Retry-After": "5"})
+def service_unavailable(what: str) -> ApiErrorResponse:
+    return ApiErrorResponse(
+        503, f"{what} is unreachable; retry later", headers={"Retry-After": "5"}
+    )
 
 
-def error_response(error: ApiError) -> JSONResponse:
+def error_response(error: ApiErrorResponse) -> JSONResponse:
     body = ErrorEnvelope(
         meta=Meta(request_id=current_request_id()),
         error=ErrorBody(code=error.code, message=error.message, description=error.description),
@@ -73,21 +79,21 @@ def error_response(error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(ApiErrorResponse)
+    async def _api_error(_: Request, exc: ApiErrorResponse) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return error_response(ApiError(404, str(exc)))
+        return error_response(ApiErrorResponse(404, str(exc)))
 
     @app.exception_handler(OverlapError)
     async def _overlap(_: Request, exc: OverlapError) -> JSONResponse:
-        return error_response(ApiError(422, str(exc), code="CONFLICT_ERROR"))
+        return error_response(ApiErrorResponse(422, str(exc), code="CONFLICT_ERROR"))
 
     @app.exception_handler(InvalidStateError)
     async def _invalid_state(_: Request, exc: InvalidStateError) -> JSONResponse:
-        return error_response(ApiError(422, str(exc)))
+        return error_response(ApiErrorResponse(422, str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(method_not_allowed(request, exc))
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         headers = dict(exc.headers) if exc.headers else None
-        return error_response(ApiError(exc.status_code, message, headers=headers))
+        return error_response(ApiErrorResponse(exc.status_code, message, headers=headers))
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
@@ -107,10 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("database unavailable: %s", exc.__class__.__name__)
             return error_response(service_unavailable("the database"))
         log.exception("database error")
-        return error_response(ApiError(500, "internal server error"))
+        return error_response(ApiErrorResponse(500, "internal server error"))
 
 
-def method_not_allowed(request: Request, exc: StarletteHTTPException) -> ApiError:
+def method_not_allowed(request: Request, exc: StarletteHTTPException) -> ApiErrorResponse:
     """405 naming the methods the path supports, in the message and in `Allow`: those of
     every route of the path, else (a mounted app's own 405, as the docs' files answer) the
     ones the exception names.
@@ -121,7 +127,7 @@ def method_not_allowed(request: Request, exc: StarletteHTTPException) -> ApiErro
     allow = allowed_methods(request) or headers.get("Allow", "")
     headers["Allow"] = allow
     message = f"method {request.method} is not allowed on this path; it allows {allow}"
-    return ApiError(405, message, headers=headers)
+    return ApiErrorResponse(405, message, headers=headers)
 
 
 def allowed_methods(request: Request) -> str:
@@ -136,16 +142,18 @@ def allowed_methods(request: Request) -> str:
     )
 
 
-def bad_request(exc: RequestValidationError) -> ApiError:
+def bad_request(exc: RequestValidationError) -> ApiErrorResponse:
     """400 for a request that cannot be read. A body that is not JSON at all is the one
     problem named in the message (its fields' errors would only be noise); any other problem
     is listed in the description."""
     errors = list(exc.errors())
     unreadable = unreadable_body(exc.body, errors)
     if unreadable is None:
-        return ApiError(400, "the request is invalid", description=describe_validation(errors))
+        return ApiErrorResponse(
+            400, "the request is invalid", description=describe_validation(errors)
+        )
     others = [error for error in errors if not _about_the_body(error)]
-    return ApiError(400, unreadable, description=describe_validation(others) or None)
+    return ApiErrorResponse(400, unreadable, description=describe_validation(others) or None)
 
 
 def unreadable_body(body: object, errors: list[Any]) -> str | None:

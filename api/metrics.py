@@ -24,11 +24,12 @@ from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, ResponseStart
 from api.request_context import current_request_id
 from observability.logs import add_context_provider
-from workflows.client import workflow_id
+from temporal_client import workflow_id
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -50,30 +51,17 @@ REQUEST_DURATION = Histogram(
 _request_scope: ContextVar[Scope | None] = ContextVar("request_scope", default=None)
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class MetricsMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _request_scope.set(scope)
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = ResponseStart(send)
         try:
-            await self.app(scope, receive, send_and_note_status)
+            await self.app(scope, receive, response)
         finally:
             route = route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            REQUESTS.labels(route, method, str(status)).inc()
+            REQUESTS.labels(route, method, str(response.status)).inc()
             REQUEST_DURATION.labels(route, method).observe(time.perf_counter() - started)
             _request_scope.reset(token)
 

@@ -10,7 +10,9 @@ import time
 import uuid
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+from api.asgi import HttpMiddleware, ResponseStart
 
 log = logging.getLogger("backfills.api")
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -20,46 +22,24 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestContextMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = uuid.uuid4().hex
         token = _request_id.set(request_id)
         started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
+        response = ResponseStart(send, headers=[(b"x-request-id", request_id.encode())])
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, response)
         except Exception:
             log.exception("unhandled error request_id=%s", request_id)
-            if not response_started:
-                await send_error(
-                    send_with_id, 500, "INTERNAL_SERVER_ERROR", "internal server error"
-                )
+            if not response.started:
+                await send_error(response, 500, "INTERNAL_SERVER_ERROR", "internal server error")
         finally:
             log.info(
                 "%s %s -> %s in %.1f ms request_id=%s",
                 scope["method"],
                 scope["path"],
-                status,
+                response.status,
                 (time.perf_counter() - started) * 1000,
                 request_id,
             )

@@ -7,7 +7,7 @@ from temporalio.client import Client
 
 from api.errors import service_unavailable
 from config import Settings
-from workflows.client import connect, ensure_search_attributes
+from temporal_client import connect, ensure_search_attributes
 
 log = logging.getLogger("backfills.api")
 CONNECT_TIMEOUT_SECONDS = 5.0

@@ -18,6 +18,7 @@ from bench.harness import (
     summary_ms,
     token_for,
 )
+from statuses import BackfillStatus
 
 
 async def load(
@@ -40,7 +41,7 @@ async def load(
 
 async def wait_completed(http: httpx.AsyncClient, path: str) -> None:
     status = ""
-    while status != "COMPLETED":
+    while status != BackfillStatus.COMPLETED:
         await asyncio.sleep(1)
         status = (await http.get(path)).json()["data"]["status"]
 

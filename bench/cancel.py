@@ -21,8 +21,9 @@ from bench.harness import (
     summary_ms,
     token_for,
 )
+from statuses import BackfillStatus
+from temporal_client import connect, workflow_id
 from workflows.backfill import BackfillWorkflow
-from workflows.client import connect, workflow_id
 
 
 async def drained_after(handle: WorkflowHandle[Any, Any], started: float) -> float:
@@ -58,7 +59,7 @@ async def run(backfill_count: int, latency_ms: int, database_url: str | None) ->
                     started = time.perf_counter()
                     response = await http.patch(
                         f"/teams/{team_id}/backfills/{backfill_id}",
-                        json={"status": "CANCELLED"},
+                        json={"status": BackfillStatus.CANCELLED},
                         headers=headers,
                     )
                     patch_seconds.append(time.perf_counter() - started)

@@ -24,7 +24,8 @@ from bench.harness import (
     token_for,
 )
 from config import Settings
-from workflows.client import connect, workflow_id
+from statuses import BackfillStatus
+from temporal_client import connect, workflow_id
 
 
 def rss_mib(pid: int) -> float:
@@ -67,8 +68,8 @@ def main() -> None:
             backfill_id = created.json()["data"]["transfer_backfill_id"]
             print(f"create answered {created.status_code} in {create_seconds * 1000:.0f} ms")
             get_seconds, memory = [], []
-            status = "CREATED"
-            while status not in ("COMPLETED", "FAILED"):
+            status = BackfillStatus.CREATED
+            while status not in (BackfillStatus.COMPLETED, BackfillStatus.FAILED):
                 time.sleep(2)
                 t0 = time.perf_counter()
                 body = http.get(f"/teams/{transfer.team_id}/backfills/{backfill_id}").json()

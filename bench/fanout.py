@@ -15,7 +15,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from config import get_settings
-from workflows.client import connect
+from temporal_client import connect
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 from bench.fanout import FanOutInput, FanOutWorkflow
 from bench.harness import Bench, bench_environment, make_backfill, make_transfer
+from temporal_client import backfill_input, connect, workflow_id
 from workflows.backfill import BackfillWorkflow
-from workflows.client import backfill_input, connect, workflow_id
 
 
 async def time_backfill(bench: Bench, dates: int, concurrency: int) -> float:

@@ -25,9 +25,8 @@ from rich.progress import (
 )
 
 from config import get_settings
+from statuses import ENDED_BACKFILL_STATUSES, BackfillStatus
 
-# Where processing has ended: FAILED is still incomplete (it can be cancelled) but no run is left.
-ENDED = {"COMPLETED", "FAILED", "CANCELLED"}
 TRANSIENT_STATUSES = {429, 502, 503, 504}
 
 Team = Annotated[int, typer.Option("--team", help="The team id.")]
@@ -65,7 +64,10 @@ class Api:
         return _data_of(response)
 
 
-class ApiError(ClientError):
+class ErrorFromApi(ClientError):
+    """The client side: the API answered with its error envelope (which the server raises as
+    `api.errors.ApiErrorResponse`)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -88,7 +90,7 @@ def _data_of(response: httpx.Response) -> Any:
     line = f"{message} ({code}, HTTP {response.status_code}, request id {request_id})"
     if error.get("description"):
         line += f"\n{error['description']}"
-    raise ApiError(response.status_code, line)
+    raise ErrorFromApi(response.status_code, line)
 
 
 @contextmanager
@@ -190,7 +192,7 @@ def cancel(
     """Cancel a backfill: no further run starts; runs already running finish."""
     with _api() as api:
         backfill = api.call(
-            "PATCH", f"/teams/{team}/backfills/{backfill_id}", {"status": "CANCELLED"}
+            "PATCH", f"/teams/{team}/backfills/{backfill_id}", {"status": BackfillStatus.CANCELLED}
         )
     if as_json:
         _print_json(backfill)
@@ -257,7 +259,8 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
                     + backfill["transfer_runs_failed"],
                     **_fields(backfill),
                 )
-                if backfill["status"] in ENDED and not _running(backfill):
+                # FAILED is still incomplete (it can be cancelled), but no run is left
+                if backfill["status"] in ENDED_BACKFILL_STATUSES and not _running(backfill):
                     break
                 time.sleep(interval)
                 backfill = _poll(api, path)
@@ -265,7 +268,7 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
         typer.echo(f"stopped watching; backfill {backfill_id} goes on", err=True)
         return 130
     _summarize(backfill, time.monotonic() - started, as_json)
-    return 0 if backfill["status"] == "COMPLETED" else 1
+    return 0 if backfill["status"] == BackfillStatus.COMPLETED else 1
 
 
 def _fields(backfill: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +289,7 @@ def _running(backfill: dict[str, Any]) -> int:
 def _to_process(backfill: dict[str, Any]) -> int:
     """The runs that will end: all of them, or after a cancel only those done or in flight
     (so the bar and its ETA follow the drain, not the dates that will never run)."""
-    if backfill["status"] != "CANCELLED":
+    if backfill["status"] != BackfillStatus.CANCELLED:
         total: int = backfill["transfer_runs_total"]
         return total
     done: int = backfill["transfer_runs_completed"] + backfill["transfer_runs_failed"]
@@ -299,7 +302,7 @@ def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
     while True:
         try:
             return api.call("GET", path)
-        except ApiError as error:
+        except ErrorFromApi as error:
             if error.status not in TRANSIENT_STATUSES or time.monotonic() > deadline:
                 raise
         except ClientError:
@@ -318,7 +321,7 @@ def _summarize(backfill: dict[str, Any], elapsed: float, as_json: bool) -> None:
     )
     for entry in backfill["error_report"]:
         typer.echo(f"  failed {entry['transfer_run_date']}: {entry['error']}")
-    if backfill["status"] == "FAILED":
+    if backfill["status"] == BackfillStatus.FAILED:
         typer.echo("  (a FAILED backfill can be cancelled; until then it blocks overlapping ones)")
 
 

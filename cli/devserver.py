@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from workflows import search_attributes
-
-_TYPE_NAMES = {"INT": "Int", "KEYWORD": "Keyword"}
+from temporal_client import search_attribute_types
 
 
 def temporal_binary() -> str:
@@ -46,8 +44,8 @@ def start_dev_server(
     ]
     for namespace in namespaces:
         command += ["--namespace", namespace]
-    for key in search_attributes.ALL:
-        command += ["--search-attribute", f"{key.name}={_TYPE_NAMES[key.indexed_value_type.name]}"]
+    for name, value_type in search_attribute_types().items():
+        command += ["--search-attribute", f"{name}={value_type}"]
     if ui_port is None:
         command.append("--headless")
     else:

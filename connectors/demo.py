@@ -9,6 +9,7 @@ from pydantic import Field
 
 from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOptions
 from connectors.errors import PermanentError, TransientError
+from statuses import QueryStatus
 
 CAMPAIGNS = ("brand", "search", "social", "video", "display", "retargeting")
 
@@ -37,7 +38,7 @@ class DemoSource:
             raise TransientError("demo source: simulated transient failure (flaky_rate)")
         records = demo_rows(data_date, self.options.rows_per_day)
         detail = QueryDetail(
-            status="SUCCESS", rows=len(records), duration=time.monotonic() - started
+            status=QueryStatus.SUCCESS, rows=len(records), duration=time.monotonic() - started
         )
         return Extract(records=records, query_details=[detail])
 

@@ -32,6 +32,7 @@ from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOpti
 from connectors.egress import EgressPolicy, EgressRefused, egress_transport
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.secrets import REFERENCE
+from statuses import QueryStatus
 
 PLACEHOLDER = "{data_date}"
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
@@ -106,7 +107,7 @@ class HttpSource:
         except ConnectorError as exc:
             exc.query_details = [
                 QueryDetail(
-                    status="FAILED",
+                    status=QueryStatus.FAILED,
                     rows=0,
                     duration=time.monotonic() - started,
                     error_description=str(exc),
@@ -114,7 +115,7 @@ class HttpSource:
             ]
             raise
         detail = QueryDetail(
-            status="SUCCESS", rows=len(records), duration=time.monotonic() - started
+            status=QueryStatus.SUCCESS, rows=len(records), duration=time.monotonic() - started
         )
         return Extract(records=records, query_details=[detail])
 

@@ -33,6 +33,7 @@ from connectors.sql_engine import engine_for
 from connectors.sql_errors import classify
 from connectors.warehouse import check_sqlite_url, confine_sqlite_url, read_only_authorizer
 from persistence.db import normalize_url
+from statuses import QueryStatus
 
 BIND = "data_date"
 HEARTBEAT_EVERY_ROWS = 5_000
@@ -157,7 +158,7 @@ class SqlSource:
         except ConnectorError as exc:
             raise _failed(exc, extract.query_details, started) from None
         extract.query_details.append(
-            QueryDetail(status="SUCCESS", rows=len(rows), duration=_since(started))
+            QueryDetail(status=QueryStatus.SUCCESS, rows=len(rows), duration=_since(started))
         )
         context.heartbeat()
         return rows
@@ -233,7 +234,7 @@ def _failed(error: ConnectorError, done: Sequence[QueryDetail], started: float) 
     """`error` with the query details so far plus the failed query's, and no password."""
     message = mask_url_passwords(str(error))
     failed = QueryDetail(
-        status="FAILED", rows=0, duration=_since(started), error_description=message
+        status=QueryStatus.FAILED, rows=0, duration=_since(started), error_description=message
     )
     return type(error)(message, query_details=[*done, failed])
 

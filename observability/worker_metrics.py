@@ -48,7 +48,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from config import Settings
 from observability.logs import temporal_core_logging
 from persistence.db import Database
-from persistence.models import Backfill, BackfillStatus
+from persistence.models import Backfill
+from statuses import BackfillStatus
 
 log = logging.getLogger("backfills.worker")
 disable_created_metrics()  # no `_created` twin of every series

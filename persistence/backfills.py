@@ -1,36 +1,35 @@
 """Backfills: creation under the overlap rule, reads, and guarded status changes.
 
+The runs a status change ends (a cancel, an abandoned workflow) are ended through
+`persistence.runs`, in the same transaction; runs never reach back into this module.
+
 Every status change is a single guarded UPDATE (`... WHERE status IN (...)`), so two writers
 racing (a cancel and the workflow finishing, say) yield one consistent outcome: a final
 status is never turned into another one.
 """
 
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
-from persistence import statements
+from persistence import runs
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError, OverlapError
-from persistence.models import (
+from persistence.lookup import get_row
+from persistence.models import Backfill
+from persistence.transfers import team_transfer_row
+from statuses import (
+    ACTIVE_BACKFILL_STATUSES,
     INCOMPLETE_BACKFILL_STATUSES,
     NOT_STARTED_RUN_STATUSES,
-    Backfill,
+    UNFINISHED_RUN_STATUSES,
     BackfillStatus,
     RunStatus,
-    Transfer,
-    TransferRun,
 )
 
-
-@dataclass(frozen=True)
-class RunError:
-    transfer_run_date: date
-    error: str
+_NOT_FOUND = "backfill not found"
 
 
 def create_backfill(
@@ -48,9 +47,7 @@ def create_backfill(
     one transfer are serialized and at most one of two overlapping requests succeeds.
     """
     with db.write() as session:
-        transfer = session.get(Transfer, transfer_id, with_for_update=True)
-        if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
-            raise NotFoundError("transfer not found")
+        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
         overlapping = session.exec(
             select(Backfill.id).where(
                 Backfill.transfer_id == transfer_id,
@@ -85,27 +82,21 @@ def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:
             session.delete(backfill)
 
 
-def get_backfill(*, db: Database, team_id: int, backfill_id: int) -> Backfill:
+def get_team_backfill(*, db: Database, team_id: int, backfill_id: int) -> Backfill:
+    """The team's backfill; NotFoundError when it is missing or another team's."""
     with db.read() as session:
-        backfill = session.get(Backfill, backfill_id)
-    if backfill is None or backfill.team_id != team_id:
-        raise NotFoundError("backfill not found")
-    return backfill
+        return get_row(session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND)
 
 
-def get_backfill_by_id(*, db: Database, backfill_id: int) -> Backfill:
+def get_backfill_for_worker(*, db: Database, backfill_id: int) -> Backfill:
+    """A backfill by its id alone, whichever team's it is."""
     with db.read() as session:
-        backfill = session.get(Backfill, backfill_id)
-    if backfill is None:
-        raise NotFoundError(f"backfill {backfill_id} not found")
-    return backfill
+        return get_row(session, Backfill, backfill_id, team_id=None, missing=_missing(backfill_id))
 
 
 def latest_backfill(*, db: Database, team_id: int, transfer_id: int) -> Backfill:
     with db.read() as session:
-        transfer = session.get(Transfer, transfer_id)
-        if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
-            raise NotFoundError("transfer not found")
+        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id)
         backfill = session.exec(
             select(Backfill)
             .where(Backfill.transfer_id == transfer_id)
@@ -129,28 +120,6 @@ def list_incomplete_backfills(*, db: Database, team_id: int) -> list[Backfill]:
         return list(session.exec(query))
 
 
-def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:
-    """Failed runs per backfill, by date: one indexed query for any number of backfills."""
-    reports: dict[int, list[RunError]] = defaultdict(list)
-    if not backfill_ids:
-        return reports
-    with db.read() as session:
-        rows = session.exec(
-            select(
-                col(TransferRun.backfill_id), col(TransferRun.data_date), col(TransferRun.message)
-            )
-            .where(
-                col(TransferRun.backfill_id).in_(backfill_ids),
-                TransferRun.status == RunStatus.FAILED,
-            )
-            .order_by(col(TransferRun.data_date))
-        )
-        for backfill_id, data_date, message in rows:
-            assert backfill_id is not None
-            reports[backfill_id].append(RunError(transfer_run_date=data_date, error=message))
-    return reports
-
-
 def cancel_backfill(
     *, db: Database, backfill_id: int, user_id: int | None, team_id: int | None = None
 ) -> Backfill:
@@ -161,9 +130,7 @@ def cancel_backfill(
     """
     now = utcnow()
     with db.write() as session:
-        backfill = session.get(Backfill, backfill_id)
-        if backfill is None or team_id not in (None, backfill.team_id):
-            raise NotFoundError("backfill not found")
+        backfill = get_row(session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND)
         cancelled = _guarded_update(
             session,
             backfill_id,
@@ -176,7 +143,7 @@ def cancel_backfill(
         if not cancelled:
             session.refresh(backfill)
             raise InvalidStateError(f"the backfill is already {backfill.status}")
-        end_unfinished_runs(
+        runs.end_unfinished_runs(
             session,
             backfill_id,
             among=NOT_STARTED_RUN_STATUSES,
@@ -184,9 +151,9 @@ def cancel_backfill(
             message="cancelled",
             now=now,
         )
-        backfill = session.get(Backfill, backfill_id, populate_existing=True)
-        assert backfill is not None
-        return backfill
+        ended = session.get(Backfill, backfill_id, populate_existing=True)
+        assert ended is not None
+        return ended
 
 
 def mark_scheduled(*, db: Database, backfill_id: int) -> None:
@@ -202,9 +169,9 @@ def finish_backfill(*, db: Database, backfill_id: int) -> BackfillStatus:
     A backfill cancelled meanwhile stays CANCELLED; the status it ends in is returned.
     """
     with db.write() as session:
-        backfill = session.get(Backfill, backfill_id, with_for_update=True)
-        if backfill is None:
-            raise NotFoundError(f"backfill {backfill_id} not found")
+        backfill = get_row(
+            session, Backfill, backfill_id, team_id=None, missing=_missing(backfill_id), lock=True
+        )
         if backfill.status not in INCOMPLETE_BACKFILL_STATUSES:
             return BackfillStatus(backfill.status)
         failed = backfill.transfer_runs_failed > 0
@@ -231,50 +198,6 @@ def _guarded_update(
     return result.rowcount == 1
 
 
-def end_unfinished_runs(
-    session: Session,
-    backfill_id: int,
-    *,
-    among: tuple[RunStatus, ...],
-    status: RunStatus,
-    message: str,
-    now: datetime,
-) -> None:
-    """End the backfill's runs that are in one of `among` with `status` (CANCELLED or
-    FAILED), and count them on the backfill, in the caller's transaction."""
-    ended: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
-        update(TransferRun)
-        .where(col(TransferRun.backfill_id) == backfill_id, col(TransferRun.status).in_(among))
-        .values(status=status, ended_time=now, message=message)
-    )
-    if status == RunStatus.CANCELLED:
-        add_run_counts(session, backfill_id, cancelled=ended.rowcount)
-    else:
-        add_run_counts(session, backfill_id, failed=ended.rowcount)
-
-
-def add_run_counts(
-    session: Session,
-    backfill_id: int,
-    *,
-    created: int = 0,
-    completed: int = 0,
-    failed: int = 0,
-    cancelled: int = 0,
-) -> None:
-    if created or completed or failed or cancelled:
-        session.connection().execute(
-            statements.ADD_RUN_COUNTS,
-            statements.count_parameters(
-                backfill_id,
-                created=created,
-                completed=completed,
-                failed=failed,
-                cancelled=cancelled,
-            ),
-        )
-
-
 def stale_created_backfills(
     *, db: Database, older_than: datetime, limit: int = 100
 ) -> list[Backfill]:
@@ -287,3 +210,38 @@ def stale_created_backfills(
             .limit(limit)
         )
         return list(session.exec(query))
+
+
+def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> bool:
+    """Close a backfill whose workflow ended without closing it (terminated by an operator,
+    timed out): every run not yet ended, planned or not, fails with `reason`, so the
+    error_report says what happened. False when the record was already FAILED or final.
+    """
+    now = utcnow()
+    with db.write() as session:
+        backfill = session.get(Backfill, backfill_id, with_for_update=True)
+        if backfill is None or backfill.status not in ACTIVE_BACKFILL_STATUSES:
+            return False
+        runs.end_unfinished_runs(
+            session,
+            backfill_id,
+            among=UNFINISHED_RUN_STATUSES,
+            status=RunStatus.FAILED,
+            message=reason,
+            now=now,
+        )
+        runs.add_missing_runs(
+            session,
+            backfill,
+            backfill.range_start_date,
+            backfill.range_end_date,
+            RunStatus.FAILED,
+            reason,
+        )
+        backfill.status = BackfillStatus.FAILED
+        backfill.end_time = now
+        return True
+
+
+def _missing(backfill_id: int) -> str:
+    return f"backfill {backfill_id} not found"

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from statuses import BackfillStatus, RunStatus
+
 
 class Role(StrEnum):
     OWNER = "owner"
@@ -19,35 +21,6 @@ class Role(StrEnum):
 class Scope(StrEnum):
     READ = "dwh_transfers_read"
     WRITE = "dwh_transfers_write"
-
-
-class BackfillStatus(StrEnum):
-    CREATED = "CREATED"
-    SCHEDULED = "SCHEDULED"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-INCOMPLETE_BACKFILL_STATUSES = (
-    BackfillStatus.CREATED,
-    BackfillStatus.SCHEDULED,
-    BackfillStatus.RUNNING,
-    BackfillStatus.FAILED,
-)
-
-
-class RunStatus(StrEnum):
-    CREATED = "CREATED"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-NOT_STARTED_RUN_STATUSES = (RunStatus.CREATED, RunStatus.QUEUED)
 
 
 class RunType(StrEnum):

@@ -1,30 +1,25 @@
-"""Transfer runs: planning, the guarded RUNNING/COMPLETED/FAILED transitions, and reads.
+"""Transfer runs: planning, the guarded RUNNING/COMPLETED/FAILED transitions, the backfill's
+run counters, and reads (a backfill's error report, its runs in flight).
 
 Each transition updates the run and its backfill's counters in one transaction, and only if
 the run was in the expected state: a retried activity can never count a run twice.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Update, func, update
+from sqlalchemy import Connection, CursorResult, Update, func, update
 from sqlmodel import Session, col, select
 
 from persistence import statements
-from persistence.backfills import add_run_counts, end_unfinished_runs
 from persistence.clock import utcnow
 from persistence.db import Database
-from persistence.errors import NotFoundError
-from persistence.models import (
-    NOT_STARTED_RUN_STATUSES,
-    Backfill,
-    BackfillStatus,
-    RunStatus,
-    RunType,
-    TransferRun,
-)
+from persistence.lookup import get_row
+from persistence.models import Backfill, RunType, TransferRun
+from statuses import BackfillStatus, RunStatus
 
 
 class RunSortField(StrEnum):
@@ -36,6 +31,12 @@ class RunSortField(StrEnum):
 class SortDirection(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+@dataclass(frozen=True)
+class RunError:
+    transfer_run_date: date
+    error: str
 
 
 @dataclass(frozen=True)
@@ -52,49 +53,22 @@ def plan_runs(*, db: Database, backfill_id: int, first: date, last: date) -> int
     backfill ends with exactly one run record whatever the timing.
     """
     with db.write() as session:
-        backfill = session.get(Backfill, backfill_id, with_for_update=True)
-        if backfill is None:
-            raise NotFoundError(f"backfill {backfill_id} not found")
+        backfill = get_row(
+            session,
+            Backfill,
+            backfill_id,
+            team_id=None,
+            missing=f"backfill {backfill_id} not found",
+            lock=True,
+        )
         if backfill.status == BackfillStatus.CANCELLED:
-            return _add_missing_runs(
+            return add_missing_runs(
                 session, backfill, first, last, RunStatus.CANCELLED, "cancelled"
             )
-        return _add_missing_runs(session, backfill, first, last, RunStatus.CREATED, "")
+        return add_missing_runs(session, backfill, first, last, RunStatus.CREATED, "")
 
 
-def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> bool:
-    """Close a backfill whose workflow ended without closing it (terminated by an operator,
-    timed out): every run not yet ended, planned or not, fails with `reason`, so the
-    error_report says what happened. False when the record was already FAILED or final.
-    """
-    now = utcnow()
-    with db.write() as session:
-        backfill = session.get(Backfill, backfill_id, with_for_update=True)
-        abandonable = (BackfillStatus.CREATED, BackfillStatus.SCHEDULED, BackfillStatus.RUNNING)
-        if backfill is None or backfill.status not in abandonable:
-            return False
-        end_unfinished_runs(
-            session,
-            backfill_id,
-            among=(*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING),
-            status=RunStatus.FAILED,
-            message=reason,
-            now=now,
-        )
-        _add_missing_runs(
-            session,
-            backfill,
-            backfill.range_start_date,
-            backfill.range_end_date,
-            RunStatus.FAILED,
-            reason,
-        )
-        backfill.status = BackfillStatus.FAILED
-        backfill.end_time = now
-        return True
-
-
-def _add_missing_runs(
+def add_missing_runs(
     session: Session,
     backfill: Backfill,
     first: date,
@@ -102,6 +76,8 @@ def _add_missing_runs(
     status: RunStatus,
     message: str,
 ) -> int:
+    """Create, in the caller's transaction, the backfill's runs for `first..last` that do
+    not exist yet, in `status` (ended at once unless CREATED), and count them."""
     assert backfill.id is not None
     existing = set(
         session.exec(
@@ -130,13 +106,58 @@ def _add_missing_runs(
         for d in new_dates
     )
     add_run_counts(
-        session,
+        session.connection(),
         backfill.id,
         created=len(new_dates),
         cancelled=len(new_dates) if status == RunStatus.CANCELLED else 0,
         failed=len(new_dates) if status == RunStatus.FAILED else 0,
     )
     return len(new_dates)
+
+
+def end_unfinished_runs(
+    session: Session,
+    backfill_id: int,
+    *,
+    among: tuple[RunStatus, ...],
+    status: RunStatus,
+    message: str,
+    now: datetime,
+) -> None:
+    """End the backfill's runs that are in one of `among` with `status` (CANCELLED or
+    FAILED), and count them on the backfill, in the caller's transaction."""
+    ended: CursorResult[tuple[()]] = session.execute(  # type: ignore[assignment]
+        update(TransferRun)
+        .where(col(TransferRun.backfill_id) == backfill_id, col(TransferRun.status).in_(among))
+        .values(status=status, ended_time=now, message=message)
+    )
+    if status == RunStatus.CANCELLED:
+        add_run_counts(session.connection(), backfill_id, cancelled=ended.rowcount)
+    else:
+        add_run_counts(session.connection(), backfill_id, failed=ended.rowcount)
+
+
+def add_run_counts(
+    connection: Connection,
+    backfill_id: int,
+    *,
+    created: int = 0,
+    completed: int = 0,
+    failed: int = 0,
+    cancelled: int = 0,
+) -> None:
+    """Add to the backfill's run counters, in the caller's transaction."""
+    if created or completed or failed or cancelled:
+        connection.execute(
+            statements.ADD_RUN_COUNTS,
+            statements.count_parameters(
+                backfill_id,
+                created=created,
+                completed=completed,
+                failed=failed,
+                cancelled=cancelled,
+            ),
+        )
 
 
 def begin_run(
@@ -224,12 +245,34 @@ def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:
         return {backfill_id: count for backfill_id, count in rows if backfill_id is not None}
 
 
-def get_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:
+def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:
+    """Failed runs per backfill, by date: one indexed query for any number of backfills."""
+    reports: dict[int, list[RunError]] = defaultdict(list)
+    if not backfill_ids:
+        return reports
     with db.read() as session:
-        run = session.get(TransferRun, run_id)
-    if run is None or run.team_id != team_id:
-        raise NotFoundError("transfer run not found")
-    return run
+        rows = session.exec(
+            select(
+                col(TransferRun.backfill_id), col(TransferRun.data_date), col(TransferRun.message)
+            )
+            .where(
+                col(TransferRun.backfill_id).in_(backfill_ids),
+                TransferRun.status == RunStatus.FAILED,
+            )
+            .order_by(col(TransferRun.data_date))
+        )
+        for backfill_id, data_date, message in rows:
+            assert backfill_id is not None
+            reports[backfill_id].append(RunError(transfer_run_date=data_date, error=message))
+    return reports
+
+
+def get_team_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:
+    """The team's run; NotFoundError when it is missing or another team's."""
+    with db.read() as session:
+        return get_row(
+            session, TransferRun, run_id, team_id=team_id, missing="transfer run not found"
+        )
 
 
 def list_runs(
@@ -273,10 +316,7 @@ def _end_run(
         ended = connection.execute(statement, parameters).first()
         if ended is None or ended[0] is None:
             return False
-        connection.execute(
-            statements.ADD_RUN_COUNTS,
-            statements.count_parameters(ended[0], completed=completed, failed=failed),
-        )
+        add_run_counts(connection, ended[0], completed=completed, failed=failed)
         return True
 
 

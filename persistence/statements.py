@@ -9,13 +9,8 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, update
 
-from persistence.models import (
-    NOT_STARTED_RUN_STATUSES,
-    Backfill,
-    BackfillStatus,
-    RunStatus,
-    TransferRun,
-)
+from persistence.models import Backfill, TransferRun
+from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, BackfillStatus, RunStatus
 
 runs_table: Table = TransferRun.__table__  # type: ignore[attr-defined]
 backfills_table: Table = Backfill.__table__  # type: ignore[attr-defined]
@@ -76,7 +71,7 @@ FAIL_RUN = (
     .where(
         _runs.backfill_id == bindparam("p_backfill_id"),
         _runs.data_date == bindparam("p_data_date"),
-        _runs.status.in_((*NOT_STARTED_RUN_STATUSES, RunStatus.RUNNING)),
+        _runs.status.in_(UNFINISHED_RUN_STATUSES),
     )
     .values(status=RunStatus.FAILED, ended_time=bindparam("p_now"), message=bindparam("p_message"))
     .returning(_runs.backfill_id)

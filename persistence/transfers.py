@@ -2,12 +2,16 @@
 
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError
-from persistence.models import INCOMPLETE_BACKFILL_STATUSES, Backfill, Transfer
+from persistence.lookup import get_row
+from persistence.models import Backfill, Transfer
+from statuses import INCOMPLETE_BACKFILL_STATUSES
+
+_NOT_FOUND = "transfer not found"
 
 
 def create_transfer(
@@ -35,23 +39,35 @@ def create_transfer(
         return transfer
 
 
-def get_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
+def get_team_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
     """The team's transfer; NotFoundError when it is missing, removed or another team's.
 
     A removed transfer's backfills and runs stay readable by their own ids."""
     with db.read() as session:
-        transfer = session.get(Transfer, transfer_id)
-    if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
-        raise NotFoundError("transfer not found")
-    return transfer
+        return team_transfer_row(session, team_id=team_id, transfer_id=transfer_id)
 
 
-def get_transfer_for_run(*, db: Database, transfer_id: int) -> Transfer:
+def get_transfer_for_worker(*, db: Database, transfer_id: int) -> Transfer:
     """A transfer as a run needs it, removed or not (its backfill may still be finishing)."""
     with db.read() as session:
-        transfer = session.get(Transfer, transfer_id)
-    if transfer is None:
-        raise NotFoundError(f"transfer {transfer_id} not found")
+        return get_row(
+            session,
+            Transfer,
+            transfer_id,
+            team_id=None,
+            missing=f"transfer {transfer_id} not found",
+        )
+
+
+def team_transfer_row(
+    session: Session, *, team_id: int, transfer_id: int, lock: bool = False
+) -> Transfer:
+    """`get_team_transfer` in the caller's transaction, the row locked with `lock`."""
+    transfer = get_row(
+        session, Transfer, transfer_id, team_id=team_id, missing=_NOT_FOUND, lock=lock
+    )
+    if transfer.removed_time is not None:
+        raise NotFoundError(_NOT_FOUND)
     return transfer
 
 
@@ -77,9 +93,7 @@ def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> None:
     Refused while the transfer has an incomplete backfill: cancel that first.
     """
     with db.write() as session:
-        transfer = session.get(Transfer, transfer_id, with_for_update=True)
-        if transfer is None or transfer.team_id != team_id or transfer.removed_time is not None:
-            raise NotFoundError("transfer not found")
+        transfer = team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
         active = session.exec(
             select(Backfill.id).where(
                 Backfill.transfer_id == transfer_id,

@@ -23,8 +23,8 @@ from temporalio.client import Client
 from cli.devserver import free_port, start_dev_server, wait_for_port
 from config import Settings
 from persistence.migrate import upgrade
+from temporal_client import connect
 from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
-from workflows.client import connect
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # One Temporal namespace per database, so the two stacks' workflow ids never meet.

@@ -1,16 +1,19 @@
-"""Test helpers: the running stack, tenants, polling."""
+"""Test helpers: the running stack, tenants, polling, and what every error answer holds."""
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 
 from connectors.warehouse import DEFAULT_FILE, team_dir
 from persistence import accounts, runs, transfers
@@ -34,6 +37,45 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float = 30.0, interval: 
     return value
 
 
+async def wait_for_async(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 60.0, interval: float = 0.2
+) -> T:
+    """`wait_for` for a probe that is a coroutine function (`within` its timeout)."""
+    deadline = asyncio.get_running_loop().time() + within
+    value = await probe()
+    while not value:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
+        await asyncio.sleep(interval)
+        value = await probe()
+    return value
+
+
+async def terminate_if_running(handle: WorkflowHandle[Any, Any]) -> None:
+    """Clean up after a test: stop the workflow if it still runs (or was never started)."""
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="test cleanup")
+    except RPCError:
+        pass  # never started
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error envelope every failure answers with; returns its `error`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"meta", "error"}, body
+    assert body["meta"]["request_id"] == response.headers["X-Request-Id"], body
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code, body
+    assert isinstance(error["message"], str) and error["message"], body
+    return error
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:
     """Every run of a transfer, by data_date, as the database holds them."""
     return runs.list_runs(
@@ -52,7 +94,7 @@ def all_runs(db: Database, team_id: int, transfer_id: int) -> list[TransferRun]:
 
 def warehouse_of(stack: "Stack", transfer_id: int, path: str = DEFAULT_FILE) -> Path:
     """The SQLite file a transfer's `sqlite` destination writes: in its team's directory."""
-    team_id = transfers.get_transfer_for_run(db=stack.db, transfer_id=transfer_id).team_id
+    team_id = transfers.get_transfer_for_worker(db=stack.db, transfer_id=transfer_id).team_id
     return team_dir(stack.data_dir, team_id) / path
 
 

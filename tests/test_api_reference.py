@@ -9,7 +9,7 @@ import pytest
 
 from api.envelope import ERROR_CODES
 from api.main import app
-from persistence.models import BackfillStatus, RunStatus
+from statuses import BackfillStatus, RunStatus
 from tests.support import REPO
 
 DOC = (REPO / "docs" / "api.md").read_text()

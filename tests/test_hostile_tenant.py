@@ -24,7 +24,7 @@ from cli.devserver import free_port
 from connectors.egress import PROTECTED
 from connectors.warehouse import team_dir
 from tests.connectors.http_server import LocalHttpServer, json_reply, serve
-from tests.support import Stack, Tenant, all_runs, new_tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, assert_error, new_tenant, spawn, stop, wait_for
 
 DAY = "2024-06-01"
 VICTIM_SECRET = "victim-token-77c1e0"
@@ -173,9 +173,7 @@ def run_one_day(
 
 
 def assert_refused_at_save(response: httpx.Response, field: str) -> None:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "UNPROCESSABLE_ENTITY"
+    error = assert_error(response, 422, "UNPROCESSABLE_ENTITY")
     assert field in error["message"]
 
 

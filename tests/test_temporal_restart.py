@@ -23,7 +23,7 @@ import pytest
 
 from cli.devserver import free_port, start_dev_server, wait_for_port
 from persistence.migrate import upgrade
-from tests.support import Stack, new_tenant, spawn, stop, wait_for, warehouse_of
+from tests.support import Stack, assert_error, new_tenant, spawn, stop, wait_for, warehouse_of
 
 NAMESPACE = "test-temporal-restart"
 DAYS = 8
@@ -121,11 +121,7 @@ def readyz(stack: Stack) -> httpx.Response:
 
 
 def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    body = response.json()
-    assert body["error"]["code"] == "SERVICE_UNAVAILABLE", body
-    assert body["error"]["message"], body
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"], body
+    assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert "Traceback" not in response.text
 
 

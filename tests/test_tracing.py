@@ -22,8 +22,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from cli.devserver import free_port
 from config import Settings
 from observability.tracing import client_interceptors, setup_tracing, traces_url
+from temporal_client import connect
 from tests.support import Stack, new_tenant, spawn, stop, wait_for
-from workflows.client import connect
 
 
 @dataclass(frozen=True)

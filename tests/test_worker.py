@@ -7,14 +7,14 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import Backfill, BackfillStatus, RunStatus, TransferRun
-from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
-from workflows.client import start_backfill, workflow_id
+from persistence.models import Backfill, TransferRun
+from statuses import BackfillStatus, RunStatus
+from temporal_client import start_backfill, workflow_id
+from tests.support import Stack, Tenant, all_runs, spawn, stop, terminate_if_running, wait_for
 
 
 def runs_of(stack: Stack, tenant: Tenant, transfer_id: int) -> list[TransferRun]:
@@ -44,7 +44,9 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
         }
     )
     transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=4000, rows_per_day=3)
-    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(
+        db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
+    )
     backfill: Backfill = backfills.create_backfill(
         db=stack.db,
         team_id=tenant.team_id,
@@ -83,18 +85,13 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
         successor = spawn(["worker"], env, successor_log)
         await asyncio.wait_for(handle.result(), timeout=180)
 
-        final = backfills.get_backfill_by_id(db=stack.db, backfill_id=backfill_id)
+        final = backfills.get_backfill_for_worker(db=stack.db, backfill_id=backfill_id)
         assert final.status == BackfillStatus.COMPLETED
         assert final.transfer_runs_completed == 4
         assert final.transfer_runs_failed == 0
         assert {r.status for r in runs_of(stack, tenant, transfer_id)} == {RunStatus.COMPLETED}
     finally:
-        cleanup = temporal_client.get_workflow_handle(workflow_id(backfill_id))
-        try:
-            if (await cleanup.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await cleanup.terminate(reason="test cleanup")
-        except RPCError:
-            pass  # never started
+        await terminate_if_running(temporal_client.get_workflow_handle(workflow_id(backfill_id)))
         for process in (draining, successor):
             if process is not None:
                 await asyncio.to_thread(stop, process)

@@ -11,11 +11,11 @@ from temporalio.client import Client
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import RunStatus
+from statuses import RunStatus
+from temporal_client import start_backfill
 from tests.support import Stack, Tenant, spawn, stop, wait_for, warehouse_of
 from tests.test_worker import running, runs_of
 from workflows.backfill import BackfillWorkflow
-from workflows.client import start_backfill
 
 ROWS_PER_DAY = 7
 
@@ -37,7 +37,9 @@ async def test_sigkill_of_a_worker_mid_run_loses_nothing_and_doubles_nothing(
     transfer_id = tenant.create_transfer(
         max_concurrent_runs=4, latency_ms=3000, rows_per_day=ROWS_PER_DAY
     )
-    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(
+        db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
+    )
     backfill = backfills.create_backfill(
         db=stack.db,
         team_id=tenant.team_id,
@@ -64,7 +66,9 @@ async def test_sigkill_of_a_worker_mid_run_loses_nothing_and_doubles_nothing(
 
     assert (result.status, result.completed) == ("COMPLETED", 10)
     assert backfill.id is not None
-    record = backfills.get_backfill(db=stack.db, team_id=tenant.team_id, backfill_id=backfill.id)
+    record = backfills.get_team_backfill(
+        db=stack.db, team_id=tenant.team_id, backfill_id=backfill.id
+    )
     assert (record.status, record.transfer_runs_completed, record.transfer_runs_failed) == (
         "COMPLETED",
         10,

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowFailureError
 
 from cli.devserver import free_port
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import BackfillStatus
+from statuses import BackfillStatus
+from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
-from tests.support import Stack, Tenant, spawn, stop, wait_for
-from workflows.client import start_backfill, workflow_id
+from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for
+from workflows.backfill import BACKFILL_FAILED
 
 
 @dataclass
@@ -83,7 +83,9 @@ async def run_backfill(
 ) -> int:
     """Run a backfill of `dates` days from 2024-06-01 on the worker; its id once it ended."""
     transfer_id = tenant.create_transfer(rows_per_day=2, fail_dates=fail_dates)
-    transfer = transfers.get_transfer(db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(
+        db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
+    )
     backfill = backfills.create_backfill(
         db=stack.db,
         team_id=tenant.team_id,
@@ -96,14 +98,11 @@ async def run_backfill(
     handle = await start_backfill(client, worker.settings, backfill, transfer)
     try:
         await asyncio.wait_for(handle.result(), timeout=180)
-    except WorkflowFailureError:
-        pass  # a FAILED backfill fails its workflow: the tests read the record and metrics
+    except WorkflowFailureError as failure:  # a FAILED backfill fails its workflow
+        if not fail_dates or getattr(failure.cause, "type", None) != BACKFILL_FAILED:
+            raise
     finally:
-        try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test cleanup")
-        except RPCError:
-            pass
+        await terminate_if_running(handle)
     return backfill.id
 
 

@@ -8,6 +8,7 @@ ranges continue as new every `runs_per_workflow_run` runs to keep each history s
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
@@ -22,17 +23,18 @@ with workflow.unsafe.imports_passed_through():
         CancelRecordInput,
         FailRunInput,
         PlanRunsInput,
-        RunOutcome,
         TransferRunInput,
     )
     from activities.records import RecordActivities
     from activities.transfer_run import TransferRunActivities
+    from statuses import BackfillStatus, RunOutcome
     from workflows import search_attributes
     from workflows.inputs import BackfillInput, BackfillResult, CancelRequest, Progress
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
 
+BACKFILL_WORKFLOW = "Backfill"  # the workflow type
 PLAN_BATCH_DAYS = 1000
 BACKFILL_FAILED = "BackfillFailed"  # the workflow's failure type when its backfill is FAILED
 FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"  # workflow.patched id
@@ -43,7 +45,7 @@ RECORD_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="Backfill")
+@workflow.defn(name=BACKFILL_WORKFLOW)
 class BackfillWorkflow:
     def __init__(self) -> None:
         self._progress = Progress()
@@ -73,14 +75,14 @@ class BackfillWorkflow:
             if input.carried is None:
                 await self._plan_runs(input)
                 await self._record(RecordActivities.mark_scheduled, BackfillRef(input.backfill_id))
-                self._set_status("SCHEDULED")
+                self._set_status(BackfillStatus.SCHEDULED)
             await self._dispatch(input)
         except asyncio.CancelledError:
             self.cancel(CancelRequest(user_id=None))
         if self._cancel is not None:
             return await self._close_cancelled(input)
         if self._progress.next_date is not None:
-            workflow.continue_as_new(self._carried_input(input))
+            workflow.continue_as_new(replace(input, carried=self._progress))
         return await self._finish(input)
 
     async def _plan_runs(self, input: BackfillInput) -> None:
@@ -137,8 +139,8 @@ class BackfillWorkflow:
 
     def _start_run(self, input: BackfillInput, data_date: date) -> None:
         self._progress.in_flight += 1
-        if self._progress.status == "SCHEDULED":
-            self._set_status("RUNNING")
+        if self._progress.status == BackfillStatus.SCHEDULED:
+            self._set_status(BackfillStatus.RUNNING)
         else:
             self._describe_progress()
         task = asyncio.create_task(self._run_one(input, data_date))
@@ -190,7 +192,7 @@ class BackfillWorkflow:
             CancelRecordInput(input.backfill_id, self._cancel.user_id),
         )
         self._cancel_recorded = True
-        self._set_status("CANCELLED")
+        self._set_status(BackfillStatus.CANCELLED)
 
     async def _close_cancelled(self, input: BackfillInput) -> BackfillResult:
         """Dates not yet planned when the cancel came get CANCELLED runs, then it is done."""
@@ -208,7 +210,7 @@ class BackfillWorkflow:
         )
         self._set_status(status)
         result = self._result()
-        if status == "FAILED" and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
+        if status == BackfillStatus.FAILED and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
             raise ApplicationError(
                 f"{result.failed} of {self._progress.total} runs failed; the backfill's "
                 "error_report lists them",
@@ -242,19 +244,6 @@ class BackfillWorkflow:
         info = workflow.info()
         return info.get_current_history_length() > HISTORY_SOFT_LIMIT or (
             info.is_continue_as_new_suggested()
-        )
-
-    def _carried_input(self, input: BackfillInput) -> BackfillInput:
-        return BackfillInput(
-            backfill_id=input.backfill_id,
-            team_id=input.team_id,
-            transfer_id=input.transfer_id,
-            range_start=input.range_start,
-            range_end=input.range_end,
-            max_concurrent_runs=input.max_concurrent_runs,
-            run_policy=input.run_policy,
-            runs_per_workflow_run=input.runs_per_workflow_run,
-            carried=self._progress,
         )
 
     def _result(self) -> BackfillResult:

@@ -1,18 +1,24 @@
-"""The backfill workflow's input, messages and result: one dataclass each."""
+"""The backfill workflow's input, messages and result: one dataclass each.
 
-from dataclasses import dataclass, field
+The input's numbers are the settings' (`temporal_client.backfill_input` fills them in): none
+has a default here, so none can drift from the one in config.py.
+"""
+
+from dataclasses import dataclass
 from datetime import date
+
+from statuses import BackfillStatus
 
 
 @dataclass(frozen=True)
 class RunPolicy:
     """How one transfer run is retried and timed out."""
 
-    max_attempts: int = 5
-    initial_retry_seconds: float = 1.0
-    max_retry_seconds: float = 60.0
-    timeout_seconds: float = 3600.0
-    heartbeat_timeout_seconds: float = 30.0
+    max_attempts: int
+    initial_retry_seconds: float
+    max_retry_seconds: float
+    timeout_seconds: float
+    heartbeat_timeout_seconds: float
 
 
 @dataclass
@@ -26,7 +32,7 @@ class Progress:
     skipped: int = 0
     in_flight: int = 0
     next_date: date | None = None
-    status: str = "CREATED"
+    status: str = BackfillStatus.CREATED
     cancel_requested: bool = False
 
 
@@ -44,9 +50,9 @@ class BackfillInput:
     transfer_id: int
     range_start: date
     range_end: date
-    max_concurrent_runs: int = 4
-    run_policy: RunPolicy = field(default_factory=RunPolicy)
-    runs_per_workflow_run: int = 1000
+    max_concurrent_runs: int
+    run_policy: RunPolicy
+    runs_per_workflow_run: int
     carried: Progress | None = None  # set when continued as new
 
 

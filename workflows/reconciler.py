@@ -18,9 +18,11 @@ RECONCILER_ID = "backfills-reconciler"
 
 @dataclass(frozen=True)
 class ReconcilerInput:
-    interval_seconds: float = 30.0
-    created_grace_seconds: float = 60.0
-    rounds_per_run: int = 500
+    """The settings' numbers (`temporal_client.reconciler_input`); no default restates them."""
+
+    interval_seconds: float
+    created_grace_seconds: float
+    rounds_per_run: int = 500  # rounds before it continues as new
 
 
 @workflow.defn(name="Reconciler")

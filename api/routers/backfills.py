@@ -5,11 +5,11 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
+    AsyncDbDep,
     BackfillId,
     DbDep,
     ReadAccess,
@@ -26,7 +26,7 @@ from config import Settings
 from persistence import backfills, runs, transfers
 from persistence.db import Database
 from persistence.models import Backfill
-from workflows.client import signal_cancel, start_backfill
+from temporal_client import signal_cancel, start_backfill
 
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
@@ -65,22 +65,23 @@ async def create_backfill(
     transfer_id: TransferId,
     body: CreateBackfillRequest,
     caller: WriteAccess,
-    db: DbDep,
+    database: AsyncDbDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
     _check_range(body, settings)
-    transfer = await run_in_threadpool(
-        transfers.get_transfer, db=db, team_id=team_id, transfer_id=transfer_id
+    transfer = await database.run(
+        lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     )
-    backfill = await run_in_threadpool(
-        backfills.create_backfill,
-        db=db,
-        team_id=team_id,
-        transfer_id=transfer_id,
-        user_id=caller.user_id,
-        range_start=body.range_start,
-        range_end=body.range_end,
+    backfill = await database.run(
+        lambda db: backfills.create_backfill(
+            db=db,
+            team_id=team_id,
+            transfer_id=transfer_id,
+            user_id=caller.user_id,
+            range_start=body.range_start,
+            range_end=body.range_end,
+        )
     )
     try:
         await start_backfill(temporal, settings, backfill, transfer)
@@ -88,9 +89,10 @@ async def create_backfill(
         pass  # the reconciler got there first: the backfill runs
     except Exception as exc:
         log.warning("could not start the workflow of backfill %s: %s", backfill.id, exc)
-        assert backfill.id is not None
-        await run_in_threadpool(
-            backfills.discard_unstarted_backfill, db=db, backfill_id=backfill.id
+        backfill_id = backfill.id
+        assert backfill_id is not None
+        await database.run(
+            lambda db: backfills.discard_unstarted_backfill(db=db, backfill_id=backfill_id)
         )
         raise service_unavailable("Temporal") from None
     return ok(BackfillOut.of(backfill, []))
@@ -119,7 +121,7 @@ def list_incomplete_backfills(
 def get_backfill(
     team_id: TeamId, backfill_id: BackfillId, _: ReadAccess, db: DbDep
 ) -> Envelope[BackfillOut]:
-    backfill = backfills.get_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
+    backfill = backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
     return ok(_with_reports(db, [backfill])[0])
 
 
@@ -149,19 +151,17 @@ async def cancel_backfill(
     backfill_id: BackfillId,
     body: UpdateBackfillRequest,
     caller: WriteAccess,
-    db: DbDep,
+    database: AsyncDbDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
-    cancelled = await run_in_threadpool(
-        backfills.cancel_backfill,
-        db=db,
-        backfill_id=backfill_id,
-        user_id=caller.user_id,
-        team_id=team_id,
+    cancelled = await database.run(
+        lambda db: backfills.cancel_backfill(
+            db=db, backfill_id=backfill_id, user_id=caller.user_id, team_id=team_id
+        )
     )
     _, report = await asyncio.gather(
         _signal_cancel(temporal, backfill_id, caller.user_id),
-        run_in_threadpool(_with_reports, db, [cancelled]),
+        database.run(lambda db: _with_reports(db, [cancelled])),
     )
     return ok(report[0])
 
@@ -191,7 +191,7 @@ def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
     """The backfills with their error reports and runs in flight (two queries in all)."""
     with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
-    reports = backfills.error_reports(db=db, backfill_ids=with_failures)
+    reports = runs.error_reports(db=db, backfill_ids=with_failures)
     started = [b.id for b in found if b.id and b.start_time is not None]
     running = runs.runs_in_flight(db=db, backfill_ids=started)
     return [BackfillOut.of(b, reports.get(b.id or 0, []), running.get(b.id or 0, 0)) for b in found]

@@ -3,11 +3,11 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import DbDep
+from api.deps import AsyncDbDep
 from api.envelope import Envelope, error_responses, ok
-from api.errors import ApiError
+from api.errors import ApiErrorResponse
+from persistence.db import Database
 
 router = APIRouter(tags=["health"])
 _REQUEST_ID = {"request_id": "6f1c2b0e9d6a4e0f8a2b1c3d4e5f6a7b"}
@@ -35,12 +35,12 @@ def healthz() -> Envelope[dict[str, str]]:
     summary="The database and Temporal are reachable",
     responses={**_example({"database": "ok", "temporal": "ok"}), **error_responses(503)},
 )
-async def readyz(request: Request, db: DbDep) -> Envelope[dict[str, str]]:
+async def readyz(request: Request, database: AsyncDbDep) -> Envelope[dict[str, str]]:
     checks = {
-        "database": await run_in_threadpool(db.ping),
+        "database": await database.run(Database.ping),
         "temporal": await request.app.state.temporal.is_reachable(),
     }
     down = [name for name, good in checks.items() if not good]
     if down:
-        raise ApiError(503, "not ready", description=f"unreachable: {', '.join(down)}")
+        raise ApiErrorResponse(503, "not ready", description=f"unreachable: {', '.join(down)}")
     return ok({name: "ok" for name in checks})

@@ -49,7 +49,7 @@ def list_transfer_runs(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Envelope[list[TransferRunItemOut]]:
-    transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     found = runs.list_runs(
         db=db,
         team_id=team_id,
@@ -74,5 +74,5 @@ def list_transfer_runs(
 def get_transfer_run(
     team_id: TeamId, transfer_run_id: TransferRunId, _: ReadAccess, db: DbDep
 ) -> Envelope[TransferRunDetailOut]:
-    run = runs.get_run(db=db, team_id=team_id, run_id=transfer_run_id)
+    run = runs.get_team_run(db=db, team_id=team_id, run_id=transfer_run_id)
     return ok(TransferRunDetailOut.of(run))

@@ -83,7 +83,7 @@ def get_transfer(
     team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
 ) -> Envelope[TransferOut]:
     return ok(
-        TransferOut.of(transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id))
+        TransferOut.of(transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id))
     )
 
 
@@ -97,7 +97,7 @@ def get_transfer(
 def delete_transfer(
     team_id: TeamId, transfer_id: TransferId, _: WriteAccess, db: DbDep
 ) -> Envelope[TransferOut]:
-    transfer = transfers.get_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     return ok(TransferOut.of(transfer))
 

@@ -6,8 +6,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import IsoDate, UtcTimestamp
-from persistence.backfills import RunError
-from persistence.models import Backfill, BackfillStatus
+from persistence.models import Backfill
+from persistence.runs import RunError
+from statuses import BackfillStatus
 
 
 class CreateBackfillRequest(BaseModel):
@@ -21,7 +22,7 @@ class CreateBackfillRequest(BaseModel):
 
 class UpdateBackfillRequest(BaseModel):
     model_config = ConfigDict(
-        strict=True, json_schema_extra={"examples": [{"status": "CANCELLED"}]}
+        strict=True, json_schema_extra={"examples": [{"status": BackfillStatus.CANCELLED}]}
     )
 
     status: Literal["CANCELLED"] = Field(description="The only accepted value: CANCELLED.")
@@ -58,7 +59,7 @@ class BackfillOut(BaseModel):
                     "removed_user_id": None,
                     "start_time": "2024-02-01T09:30:01.250Z",
                     "end_time": None,
-                    "status": "RUNNING",
+                    "status": BackfillStatus.RUNNING,
                     "transfer_runs_total": 31,
                     "transfer_runs_created": 31,
                     "transfer_runs_completed": 12,

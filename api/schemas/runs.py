@@ -7,16 +7,17 @@ from pydantic.config import JsonDict
 
 from api.schemas.common import UtcTimestamp
 from persistence.models import RunType, TransferRun
+from statuses import QueryStatus, RunStatus
 
 _QUERY_DETAIL_EXAMPLE: JsonDict = {
     "duration": 1.204,
-    "status": "SUCCESS",
+    "status": QueryStatus.SUCCESS,
     "rows": 24,
     "error_description": None,
 }
 _RUN_ITEM_EXAMPLE: JsonDict = {
     "id": 1001,
-    "status": "COMPLETED",
+    "status": RunStatus.COMPLETED,
     "type": "Backfill",
     "data_date": "2024-01-01",
     "created_time": "2024-02-01T09:30:00.500Z",
@@ -96,7 +97,7 @@ class TransferRunDetailOut(TransferRunItemOut):
             external_id=run.external_id,
             query_details=details,
             query_amount=len(details),
-            failed_query_amount=sum(1 for d in details if d.status != "SUCCESS"),
+            failed_query_amount=sum(1 for d in details if d.status != QueryStatus.SUCCESS),
         )
 
 

@@ -7,8 +7,8 @@ from temporalio.client import Client
 from persistence import backfills
 from persistence.clock import utcnow
 from persistence.models import Backfill
+from temporal_client import workflow_id
 from tests.support import Tenant, wait_for
-from workflows.client import workflow_id
 
 
 async def test_a_terminated_workflow_leaves_its_backfill_failed_saying_so(

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowHandle
 
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import Backfill, BackfillStatus, RunStatus, Transfer, TransferRun
+from persistence.models import Backfill, Transfer, TransferRun
+from statuses import BackfillStatus, RunStatus
+from temporal_client import start_backfill, workflow_id
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, all_runs, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, spawn, stop, terminate_if_running, wait_for
 from workflows.backfill import BackfillWorkflow
-from workflows.client import start_backfill, workflow_id
 
 ROWS_PER_DAY = 100_000  # a load of a few seconds, in 20 batches
 FIRST_DAY = date(2024, 7, 1)
@@ -115,7 +115,7 @@ class Scenario:
         return [d for d, r in self.runs(backfill_id).items() if r.status == RunStatus.RUNNING]
 
     def assert_completed_with_one_copy(self, backfill_id: int) -> dict[date, TransferRun]:
-        final = backfills.get_backfill_by_id(db=self.stack.db, backfill_id=backfill_id)
+        final = backfills.get_backfill_for_worker(db=self.stack.db, backfill_id=backfill_id)
         assert final.status == BackfillStatus.COMPLETED, final
         assert (final.transfer_runs_completed, final.transfer_runs_failed) == (len(DAYS), 0)
         assert self.partition_sizes() == dict.fromkeys(DAYS, ROWS_PER_DAY)
@@ -147,7 +147,7 @@ async def scenario(
             },
         )
         assert response.status_code == 200, response.text
-        transfer = transfers.get_transfer(
+        transfer = transfers.get_team_transfer(
             db=stack.db, team_id=tenant.team_id, transfer_id=response.json()["data"]["transfer_id"]
         )
         scenario = Scenario(
@@ -171,12 +171,9 @@ async def scenario(
             yield scenario
         finally:
             for backfill_id in scenario.backfill_ids:
-                handle = temporal_client.get_workflow_handle(workflow_id(backfill_id))
-                try:
-                    if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                        await handle.terminate(reason="test cleanup")
-                except RPCError:
-                    pass  # never started
+                await terminate_if_running(
+                    temporal_client.get_workflow_handle(workflow_id(backfill_id))
+                )
             for worker in scenario.workers:
                 await asyncio.to_thread(stop, worker)
 

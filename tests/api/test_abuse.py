@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 
 from cli.devserver import free_port
 from persistence import accounts
-from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, assert_error, bearer, new_tenant, spawn, stop, wait_for
 
 FAILURE_BUDGET = 5  # BACKFILLS_AUTH_FAILURES_BURST of the APIs below; refills 1 a minute
 
@@ -92,21 +92,8 @@ def _unknown_token() -> str:
     return accounts.TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"meta", "error"}, body
-    assert body["error"]["code"] == code, body
-    assert body["error"]["message"], body
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"], body
-
-
 def _assert_too_many(response: httpx.Response) -> None:
-    _assert_error(response, 429, "TOO_MANY_REQUESTS")
+    assert_error(response, 429, "TOO_MANY_REQUESTS")
     assert int(response.headers["Retry-After"]) >= 1, response.headers
 
 
@@ -177,22 +164,22 @@ def test_failed_authentications_from_one_address_are_answered_429_past_its_budge
     accounts.revoke_token(db=stack.db, token=revoked)
     failing: list[dict[str, str]] = [
         {},
-        _bearer(_unknown_token()),
-        _bearer(expired),
-        _bearer(revoked),
+        bearer(_unknown_token()),
+        bearer(expired),
+        bearer(revoked),
         {"Authorization": "Basic dXNlcjpwYXNz"},
     ]
     assert len(failing) == FAILURE_BUDGET
 
     for headers in failing:
-        _assert_error(httpx.get(path, headers=headers), 401, "UNAUTHORIZED")
+        assert_error(httpx.get(path, headers=headers), 401, "UNAUTHORIZED")
 
     for headers in failing:  # the same requests, now refused before they are looked at
         _assert_too_many(httpx.get(path, headers=headers))
     # Retry-After is the wait for one failure to refill: about a minute at 1 a minute.
     assert 30 <= int(httpx.get(path).headers["Retry-After"]) <= 60
     # Telling a valid token apart would take the lookup the block exists to avoid.
-    _assert_too_many(httpx.get(path, headers=_bearer(tenant.token)))
+    _assert_too_many(httpx.get(path, headers=bearer(tenant.token)))
 
 
 def test_a_valid_token_is_served_and_spends_nothing_until_the_address_budget_runs_out(
@@ -200,14 +187,14 @@ def test_a_valid_token_is_served_and_spends_nothing_until_the_address_budget_run
 ) -> None:
     path = f"{guarded_api}/teams/{tenant.team_id}/backfills"
     for _ in range(FAILURE_BUDGET - 1):
-        _assert_error(httpx.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
+        assert_error(httpx.get(path, headers=bearer(_unknown_token())), 401, "UNAUTHORIZED")
 
-    statuses = [httpx.get(path, headers=_bearer(tenant.token)).status_code for _ in range(20)]
+    statuses = [httpx.get(path, headers=bearer(tenant.token)).status_code for _ in range(20)]
 
     assert statuses == [200] * 20, "a valid token is not limited by others' bad tokens"
     # 20 valid requests left the one remaining failure in the budget untouched
-    _assert_error(httpx.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
-    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+    assert_error(httpx.get(path, headers=bearer(_unknown_token())), 401, "UNAUTHORIZED")
+    _assert_too_many(httpx.get(path, headers=bearer(_unknown_token())))
 
 
 def _loopback_alias() -> str | None:
@@ -226,12 +213,12 @@ def test_the_failure_budget_is_per_client_address(guarded_api: str, tenant: Tena
         pytest.skip("this host cannot send from a second loopback address")
     path = f"{guarded_api}/teams/{tenant.team_id}/backfills"
     for _ in range(FAILURE_BUDGET):
-        httpx.get(path, headers=_bearer(_unknown_token()))
-    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+        httpx.get(path, headers=bearer(_unknown_token()))
+    _assert_too_many(httpx.get(path, headers=bearer(_unknown_token())))
 
     with httpx.Client(transport=httpx.HTTPTransport(local_address=alias)) as elsewhere:
-        _assert_error(elsewhere.get(path, headers=_bearer(_unknown_token())), 401, "UNAUTHORIZED")
-        assert elsewhere.get(path, headers=_bearer(tenant.token)).status_code == 200
+        assert_error(elsewhere.get(path, headers=bearer(_unknown_token())), 401, "UNAUTHORIZED")
+        assert elsewhere.get(path, headers=bearer(tenant.token)).status_code == 200
 
 
 def test_no_token_lookup_is_made_once_the_address_or_the_token_is_over_its_limit(
@@ -241,14 +228,14 @@ def test_no_token_lookup_is_made_once_the_address_or_the_token_is_over_its_limit
     token = _unknown_token()
     # The premise: with this API, a request that reaches the token lookup answers 503.
     for _ in range(2):  # BACKFILLS_RATE_LIMIT_BURST
-        _assert_error(httpx.get(path, headers=_bearer(token)), 503, "SERVICE_UNAVAILABLE")
+        assert_error(httpx.get(path, headers=bearer(token)), 503, "SERVICE_UNAVAILABLE")
     # The token's own limit comes before the lookup.
-    _assert_too_many(httpx.get(path, headers=_bearer(token)))
+    _assert_too_many(httpx.get(path, headers=bearer(token)))
 
     # 503s are not failed authentications; requests without a token are, without a lookup.
     for _ in range(FAILURE_BUDGET):
-        _assert_error(httpx.get(path), 401, "UNAUTHORIZED")
+        assert_error(httpx.get(path), 401, "UNAUTHORIZED")
 
     # A fresh token would reach the lookup (503); blocked, it gets 429 without one.
-    _assert_too_many(httpx.get(path, headers=_bearer(_unknown_token())))
+    _assert_too_many(httpx.get(path, headers=bearer(_unknown_token())))
     _assert_too_many(httpx.get(path))

@@ -10,7 +10,7 @@ import pytest
 
 from persistence import accounts
 from persistence.models import Role, Scope
-from tests.support import Stack, Tenant, new_tenant
+from tests.support import Stack, Tenant, assert_error, bearer, new_tenant
 
 MISSING_ID = 2**31 - 1  # a valid id that no object has
 
@@ -166,19 +166,6 @@ def world(stack: Stack) -> Iterator[World]:
     run_id = owner.runs(transfer_id)[0]["id"]
     yield World(stack, owner, transfer_id, backfill_id, run_id)
     owner.http.close()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"]
-    assert "data" not in body
 
 
 # --- 401: no usable token ---------------------------------------------------------------

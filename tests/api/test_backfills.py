@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Stack, Tenant, new_tenant, wait_for
+from tests.support import Stack, Tenant, assert_error, new_tenant, wait_for
 
 BACKFILL_FIELDS = {
     "transfer_backfill_id",
@@ -37,16 +37,6 @@ SLOW = {"latency_ms": 3000, "rows_per_day": 1}
 def timestamp(value: str) -> datetime:
     assert value.endswith("Z"), value
     return datetime.fromisoformat(value)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"meta", "error"}
-    assert body["meta"]["request_id"]
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body
 
 
 def post_backfill(tenant: Tenant, transfer_id: int, start: str, end: str) -> httpx.Response:
@@ -332,8 +322,7 @@ def test_an_overlap_with_an_incomplete_backfill_of_the_transfer_is_a_conflict(
         ("2024-05-04", "2024-05-05"),
         ("2024-04-01", "2024-06-01"),
     ]:
-        body = assert_error(post_backfill(tenant, transfer_id, start, end), 422, "CONFLICT_ERROR")
-        assert body["error"]["message"]
+        assert_error(post_backfill(tenant, transfer_id, start, end), 422, "CONFLICT_ERROR")
 
     same_range_elsewhere = post_backfill(tenant, other_transfer, "2024-05-01", "2024-05-10")
     assert same_range_elsewhere.status_code == 200, same_range_elsewhere.text

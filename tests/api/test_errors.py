@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Stack, Tenant
+from tests.support import Stack, Tenant, assert_error
 
 # What must never reach a caller: a stack trace or a Python exception's name.
 LEAKS = re.compile(
@@ -18,15 +18,8 @@ LEAKS = re.compile(
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text)
+    error = assert_error(response, status, code)
     assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"meta", "error"}
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"]
-    error: dict[str, Any] = body["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str)
-    assert error["message"]
     assert set(error) <= {"code", "message", "description"}
     assert not LEAKS.search(response.text), response.text
     return error

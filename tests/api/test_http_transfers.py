@@ -12,7 +12,7 @@ import pytest
 
 from tests.connectors.http_server import LocalHttpServer, Reply, json_reply, serve
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, warehouse_of
+from tests.support import Stack, Tenant, assert_error, warehouse_of
 
 DATES = ("2024-03-01", "2024-03-02", "2024-03-03")
 TIMEOUT = 120.0
@@ -261,10 +261,6 @@ def test_an_http_source_with_bad_options_is_refused_with_422(
 ) -> None:
     response = create(tenant, source)
 
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"]
-    assert body["error"]["code"] == "UNPROCESSABLE_ENTITY"
-    assert problem in body["error"]["message"]
+    assert problem in assert_error(response, 422, "UNPROCESSABLE_ENTITY")["message"]
     listed = tenant.http.get(f"/teams/{tenant.team_id}/transfers")
     assert listed.json()["data"] == []

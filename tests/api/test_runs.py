@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Stack, Tenant, new_tenant, warehouse_of
+from tests.support import Stack, Tenant, assert_error, new_tenant, warehouse_of
 
 ITEM_FIELDS = {
     "id",
@@ -239,10 +239,7 @@ def test_failed_run_detail_keeps_its_message(history: History) -> None:
 
 
 def assert_not_found(response: httpx.Response) -> None:
-    assert response.status_code == 404, response.text
-    body = response.json()
-    assert body["meta"]["request_id"]
-    assert body["error"]["code"] == "NOT_FOUND"
+    assert_error(response, 404, "NOT_FOUND")
 
 
 def test_another_teams_run_is_not_found(stack: Stack, history: History) -> None:

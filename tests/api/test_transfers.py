@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Tenant
+from tests.support import Tenant, assert_error
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -41,14 +41,10 @@ def delete(tenant: Tenant, transfer_id: int) -> httpx.Response:
     return tenant.http.delete(f"/teams/{tenant.team_id}/transfers/{transfer_id}")
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> str:
+def error_text(response: httpx.Response, status: int, code: str) -> str:
     """Asserts the envelope; returns the error's message and description as one text."""
-    assert response.status_code == status, (response.status_code, response.text)
-    body = response.json()
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"]
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return f"{body['error']['message']} {body['error'].get('description', '')}"
+    error = assert_error(response, status, code)
+    return f"{error['message']} {error.get('description', '')}"
 
 
 # --- create, list, get ---------------------------------------------------------------------
@@ -176,7 +172,7 @@ def test_a_spec_the_service_cannot_use_is_unprocessable_and_nothing_is_stored(
 ) -> None:
     response = create(tenant, transfer_body(source=source, destination=destination))
 
-    text = assert_error(response, 422, "UNPROCESSABLE_ENTITY")
+    text = error_text(response, 422, "UNPROCESSABLE_ENTITY")
     assert named in text, text
     assert listed(tenant) == []
 
@@ -184,7 +180,7 @@ def test_a_spec_the_service_cannot_use_is_unprocessable_and_nothing_is_stored(
 def test_an_unprocessable_spec_names_every_bad_option(tenant: Tenant) -> None:
     source = {"type": "demo", "rows_per_day": "x", "bogus": 1}
 
-    text = assert_error(create(tenant, transfer_body(source=source)), 422, "UNPROCESSABLE_ENTITY")
+    text = error_text(create(tenant, transfer_body(source=source)), 422, "UNPROCESSABLE_ENTITY")
 
     assert "source.rows_per_day" in text, text
     assert "source.bogus" in text, text
@@ -232,7 +228,7 @@ def test_a_transfer_body_missing_a_required_field_is_a_bad_request(
     body = transfer_body()
     del body[missing]
 
-    text = assert_error(create(tenant, body), 400, "BAD_REQUEST")
+    text = error_text(create(tenant, body), 400, "BAD_REQUEST")
     assert missing in text, text
     assert listed(tenant) == []
 

@@ -19,8 +19,9 @@ import pytest
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
 from persistence.errors import InvalidStateError, OverlapError
-from persistence.models import Backfill, BackfillStatus, Role, RunStatus, TransferRun
+from persistence.models import Backfill, Role, TransferRun
 from persistence.runs import StartedRun
+from statuses import BackfillStatus, RunStatus
 from tests.support import Tenant, all_runs
 
 T = TypeVar("T")
@@ -48,7 +49,7 @@ class Owner:
 
     def reload(self, backfill: Backfill) -> Backfill:
         assert backfill.id is not None
-        return backfills.get_backfill_by_id(db=self.db, backfill_id=backfill.id)
+        return backfills.get_backfill_for_worker(db=self.db, backfill_id=backfill.id)
 
     def runs_of(self, backfill: Backfill) -> list[TransferRun]:
         found = all_runs(self.db, self.team_id, self.transfer_id)

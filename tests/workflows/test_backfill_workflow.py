@@ -3,10 +3,8 @@ attributes, and continue-as-new; against the real worker, Temporal server and da
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import date
-from typing import TypeVar
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -17,24 +15,13 @@ from temporalio.exceptions import ApplicationError
 from config import Settings
 from persistence import backfills, transfers
 from persistence.db import Database
-from persistence.models import RunStatus
-from tests.support import Tenant, all_runs
+from statuses import RunStatus
+from temporal_client import backfill_input, workflow_id
+from tests.support import Tenant, all_runs, wait_for_async
 from tests.workflows.histories import record_history
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_FAILED, BackfillWorkflow
-from workflows.client import backfill_input, workflow_id
 from workflows.inputs import CancelRequest
-
-T = TypeVar("T")
-
-
-async def poll(probe: Callable[[], Awaitable[T]], within: float = 60.0, interval: float = 0.2) -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while not (value := await probe()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
-        await asyncio.sleep(interval)
-    return value
 
 
 def run_statuses(tenant: Tenant, transfer_id: int) -> dict[str, str]:
@@ -46,7 +33,7 @@ async def wait_running(tenant: Tenant, transfer_id: int, count: int) -> None:
         statuses = await asyncio.to_thread(run_statuses, tenant, transfer_id)
         return list(statuses.values()).count("RUNNING") == count
 
-    await poll(running)
+    await wait_for_async(running)
 
 
 async def test_cancel_signal_from_temporal_has_the_api_effect(
@@ -112,7 +99,7 @@ async def test_progress_query_and_search_attributes_follow_the_record(
         progress = await handle.query(BackfillWorkflow.progress)
         return progress.total == 6 and progress.completed >= 1
 
-    await poll(progressing)
+    await wait_for_async(progressing)
     await handle.result()
     await record_history(temporal_client, handle.id, "completed")
     progress = await handle.query(BackfillWorkflow.progress)
@@ -126,7 +113,7 @@ async def test_progress_query_and_search_attributes_follow_the_record(
     async def listed() -> list[str]:
         return [w.id async for w in temporal_client.list_workflows(query)]
 
-    assert await poll(listed) == [workflow_id(backfill_id)]
+    assert await wait_for_async(listed) == [workflow_id(backfill_id)]
     description = await handle.describe()
     attributes = description.typed_search_attributes
     assert attributes.get(search_attributes.TRANSFER_ID) == transfer_id
@@ -159,8 +146,8 @@ async def test_the_current_details_count_the_runs_in_flight_at_every_change(
     async def shows(expected: str) -> bool:
         return await details() == expected
 
-    await poll(lambda: shows("RUNNING: 0 completed, 0 failed, 2 running, of 4 runs"))
-    await poll(lambda: shows("RUNNING: 2 completed, 0 failed, 2 running, of 4 runs"))
+    await wait_for_async(lambda: shows("RUNNING: 0 completed, 0 failed, 2 running, of 4 runs"))
+    await wait_for_async(lambda: shows("RUNNING: 2 completed, 0 failed, 2 running, of 4 runs"))
     await handle.result()
     assert await details() == "COMPLETED: 4 completed, 0 failed, 0 running, of 4 runs"
 
@@ -170,7 +157,7 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
 ) -> None:
     transfer_id = tenant.create_transfer(max_concurrent_runs=3)
     db = Database(settings.resolved_database_url)
-    transfer = transfers.get_transfer(db=db, team_id=tenant.team_id, transfer_id=transfer_id)
+    transfer = transfers.get_team_transfer(db=db, team_id=tenant.team_id, transfer_id=transfer_id)
     backfill = backfills.create_backfill(
         db=db,
         team_id=tenant.team_id,
@@ -196,7 +183,7 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
     first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
     history = await first_run.fetch_history()
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-    record = backfills.get_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
+    record = backfills.get_team_backfill(db=db, team_id=tenant.team_id, backfill_id=backfill.id)
     assert (record.status, record.transfer_runs_completed) == ("COMPLETED", 20)
     stored = all_runs(db, tenant.team_id, transfer_id)
     assert len(stored) == 20

@@ -1,0 +1,198 @@
+"""The client side of Temporal: connecting, registering the search attributes, turning a
+backfill's rows into its workflow's input, starting and signalling the workflows, and
+listing the ones that closed.
+
+Used by the API, the worker, the CLI (the dev server's search attributes) and the reconcile
+activity, which the worker hands a `BackfillWorkflowClient`. Workflow code never imports it
+(tests/test_import_layers.py): it imports the ORM and the settings, and starts workflows.
+"""
+
+from collections.abc import AsyncIterator, Collection
+from datetime import datetime, timedelta
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import Settings
+from observability.tracing import client_interceptors
+from persistence.models import Backfill, Transfer
+from statuses import ACTIVE_BACKFILL_STATUSES, BackfillStatus
+from workflows import search_attributes
+from workflows.backfill import BACKFILL_WORKFLOW, BackfillWorkflow
+from workflows.inputs import BackfillInput, CancelRequest, RunPolicy
+from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
+
+RPC_TIMEOUT = timedelta(seconds=5)  # an API call waits no longer on an unreachable Temporal
+# A search attribute's value type as the operator service and the dev server's flag name it.
+_INDEXED_TYPES = {
+    "INT": (IndexedValueType.INDEXED_VALUE_TYPE_INT, "Int"),
+    "KEYWORD": (IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "Keyword"),
+}
+
+
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client on the settings' namespace: on the default runtime unless one is given (the
+    worker's serves its SDK metrics), traced when `BACKFILLS_OTLP_ENDPOINT` is set."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=client_interceptors(settings),
+        runtime=runtime,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the operators' search attributes; a no-op when they exist already."""
+    wanted = {
+        key.name: _INDEXED_TYPES[key.indexed_value_type.name][0] for key in search_attributes.ALL
+    }
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+
+
+def search_attribute_types() -> dict[str, str]:
+    """The search attributes by name, with their types as `temporal server start-dev
+    --search-attribute Name=Type` takes them."""
+    return {
+        key.name: _INDEXED_TYPES[key.indexed_value_type.name][1] for key in search_attributes.ALL
+    }
+
+
+def workflow_id(backfill_id: int) -> str:
+    return f"backfill-{backfill_id}"
+
+
+def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -> BackfillInput:
+    assert backfill.id is not None
+    return BackfillInput(
+        backfill_id=backfill.id,
+        team_id=backfill.team_id,
+        transfer_id=backfill.transfer_id,
+        range_start=backfill.range_start_date,
+        range_end=backfill.range_end_date,
+        max_concurrent_runs=transfer.max_concurrent_runs,
+        run_policy=RunPolicy(
+            max_attempts=settings.run_max_attempts,
+            initial_retry_seconds=settings.run_retry_initial_seconds,
+            max_retry_seconds=settings.run_retry_max_seconds,
+            timeout_seconds=settings.run_timeout_seconds,
+            heartbeat_timeout_seconds=settings.run_heartbeat_timeout_seconds,
+        ),
+        runs_per_workflow_run=settings.runs_per_workflow_run,
+    )
+
+
+async def start_backfill(
+    client: Client, settings: Settings, backfill: Backfill, transfer: Transfer
+) -> WorkflowHandle[BackfillWorkflow, object]:
+    input = backfill_input(settings, backfill, transfer)
+    return await client.start_workflow(
+        BackfillWorkflow.run,
+        input,
+        id=workflow_id(input.backfill_id),
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(search_attributes.TEAM_ID, input.team_id),
+                SearchAttributePair(search_attributes.TRANSFER_ID, input.transfer_id),
+                SearchAttributePair(search_attributes.BACKFILL_ID, input.backfill_id),
+                SearchAttributePair(search_attributes.BACKFILL_STATUS, BackfillStatus.CREATED),
+            ]
+        ),
+        static_summary=f"Backfill {input.backfill_id}: transfer {input.transfer_id}, "
+        f"{input.range_start} to {input.range_end}",
+        task_timeout=timedelta(seconds=30),
+        rpc_timeout=RPC_TIMEOUT,
+    )
+
+
+async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -> bool:
+    """Tell the workflow to stop; False when it has already closed (nothing left to stop)."""
+    handle = client.get_workflow_handle(workflow_id(backfill_id))
+    try:
+        await handle.signal(
+            BackfillWorkflow.cancel, CancelRequest(user_id=user_id), rpc_timeout=RPC_TIMEOUT
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def closed_backfill_workflows(
+    client: Client, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
+) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
+    """Backfill id and status of each backfill workflow that closed in one of `among` after
+    `closed_since` while its `BackfillStatus` was still active (its record never closed)."""
+    executions = ", ".join(f"'{_query_name(status)}'" for status in among)
+    statuses = ", ".join(f"'{s}'" for s in ACTIVE_BACKFILL_STATUSES)
+    query = (
+        f"WorkflowType = '{BACKFILL_WORKFLOW}' AND ExecutionStatus IN ({executions})"
+        f" AND BackfillStatus IN ({statuses}) AND CloseTime > '{closed_since.isoformat()}'"
+    )
+    async for execution in client.list_workflows(query):
+        backfill_id = execution.typed_search_attributes.get(search_attributes.BACKFILL_ID)
+        if backfill_id is not None:
+            yield backfill_id, execution.status or WorkflowExecutionStatus.FAILED
+
+
+def _query_name(status: WorkflowExecutionStatus) -> str:
+    """`TIMED_OUT` as list filters spell it: `TimedOut`."""
+    return "".join(word.capitalize() for word in status.name.split("_"))
+
+
+def reconciler_input(settings: Settings) -> ReconcilerInput:
+    return ReconcilerInput(
+        interval_seconds=settings.reconcile_interval_seconds,
+        created_grace_seconds=settings.reconcile_created_grace_seconds,
+    )
+
+
+async def ensure_reconciler(client: Client, settings: Settings) -> None:
+    """Start the reconciler workflow unless it runs already (every worker asks)."""
+    await client.start_workflow(
+        ReconcilerWorkflow.run,
+        reconciler_input(settings),
+        id=RECONCILER_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+class BackfillWorkflowClient:
+    """The backfill workflows as the reconcile activity drives them (its `BackfillWorkflows`):
+    the worker makes one and passes it in, so that activities never import this module."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    async def start(self, backfill: Backfill, transfer: Transfer) -> bool:
+        """Start the backfill's workflow; False when it exists already (ids are unique)."""
+        try:
+            await start_backfill(self.client, self.settings, backfill, transfer)
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
+    def closed(
+        self, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
+    ) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
+        return closed_backfill_workflows(self.client, among=among, closed_since=closed_since)

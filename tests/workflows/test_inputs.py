@@ -1,0 +1,86 @@
+"""The workflows' numbers come from the settings; no input restates a default of config.py."""
+
+import dataclasses
+from datetime import date
+
+import pytest
+
+from config import Settings
+from persistence.clock import utcnow
+from persistence.models import Backfill, Transfer
+from temporal_client import backfill_input, reconciler_input
+from workflows.inputs import BackfillInput, RunPolicy
+from workflows.reconciler import ReconcilerInput
+
+# Fields with a default that is no setting's: the carried progress, and how many rounds the
+# reconciler runs before it continues as new.
+NOT_SETTINGS = {"carried", "rounds_per_run"}
+
+
+@pytest.mark.parametrize("input_type", [BackfillInput, RunPolicy, ReconcilerInput])
+def test_no_workflow_input_restates_a_default_of_the_settings(input_type: type) -> None:
+    defaulted = {
+        field.name
+        for field in dataclasses.fields(input_type)
+        if field.default is not dataclasses.MISSING
+        or field.default_factory is not dataclasses.MISSING
+    }
+    assert defaulted <= NOT_SETTINGS
+
+
+def test_a_backfill_input_takes_its_numbers_from_the_settings_and_the_transfer() -> None:
+    settings = Settings(
+        run_max_attempts=7,
+        run_retry_initial_seconds=0.25,
+        run_retry_max_seconds=9.0,
+        run_timeout_seconds=99.0,
+        run_heartbeat_timeout_seconds=11.0,
+        runs_per_workflow_run=13,
+    )
+    transfer = Transfer(
+        id=3,
+        team_id=2,
+        display_name="t",
+        source={},
+        destination={},
+        max_concurrent_runs=6,
+        created_time=utcnow(),
+        created_user_id=1,
+    )
+    backfill = Backfill(
+        id=1,
+        team_id=2,
+        transfer_id=3,
+        range_start_date=date(2024, 1, 1),
+        range_end_date=date(2024, 1, 31),
+        created_time=utcnow(),
+        created_user_id=1,
+        transfer_runs_total=31,
+    )
+
+    input = backfill_input(settings, backfill, transfer)
+
+    assert input == BackfillInput(
+        backfill_id=1,
+        team_id=2,
+        transfer_id=3,
+        range_start=date(2024, 1, 1),
+        range_end=date(2024, 1, 31),
+        max_concurrent_runs=6,
+        run_policy=RunPolicy(
+            max_attempts=7,
+            initial_retry_seconds=0.25,
+            max_retry_seconds=9.0,
+            timeout_seconds=99.0,
+            heartbeat_timeout_seconds=11.0,
+        ),
+        runs_per_workflow_run=13,
+    )
+
+
+def test_the_reconciler_takes_its_numbers_from_the_settings() -> None:
+    settings = Settings(reconcile_interval_seconds=3.0, reconcile_created_grace_seconds=4.0)
+
+    assert reconciler_input(settings) == ReconcilerInput(
+        interval_seconds=3.0, created_grace_seconds=4.0
+    )
