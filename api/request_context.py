@@ -31,17 +31,16 @@ class RequestContextMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, response)
         except Exception:
-            log.exception("unhandled error request_id=%s", request_id)
+            log.exception("unhandled error")  # the request id is a field of every line
             if not response.started:
                 await send_error(response, 500, "INTERNAL_SERVER_ERROR", "internal server error")
         finally:
             log.info(
-                "%s %s -> %s in %.1f ms request_id=%s",
+                "%s %s -> %s in %.1f ms",
                 scope["method"],
                 scope["path"],
                 response.status,
                 (time.perf_counter() - started) * 1000,
-                request_id,
             )
             _request_id.reset(token)
 
