@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -24,7 +23,7 @@ from cli.devserver import free_port, start_dev_server, wait_for_port
 from config import Settings
 from persistence.migrate import upgrade
 from temporal_client import connect
-from tests.support import Stack, Tenant, new_tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, new_tenant, running_stack, stop
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # One Temporal namespace per database, so the two stacks' workflow ids never meet.
@@ -157,34 +156,12 @@ def stack(
         "BACKFILLS_WORKER_METRICS_PORT": "0",  # tests that scrape metrics pick free ports
         "BACKFILLS_TEMPORAL_METRICS_PORT": "0",
     }
-    stack = Stack(
-        database_url=database_url,
-        temporal_address=temporal_address,
-        task_queue=task_queue,
-        api_url=f"http://127.0.0.1:{api_port}/v1",
-        data_dir=root / "data",
-        env=env,
-        logs=root,
-    )
-    stack.start_worker()
-    stack.processes.append(spawn(["api"], env, root / "api.log"))
-    try:
-        wait_for(lambda: _healthy(f"http://127.0.0.1:{api_port}/readyz"), timeout=60)
+    with running_stack(env, root) as stack:
         yield stack
-    finally:
-        for process in stack.processes:
-            stop(process)
 
 
 def _namespace_of(database_url: str) -> str:
     return NAMESPACES["sqlite" if database_url.startswith("sqlite") else "postgresql"]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture

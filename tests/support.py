@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -215,3 +216,35 @@ def new_tenant(
         base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
     return Tenant(stack=stack, team_id=team_id, user_id=user_id, token=token, http=http)
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def running_stack(env: dict[str, str], logs: Path) -> Iterator[Stack]:
+    """A worker and the API started with `env` (its database, Temporal, task queue, port and
+    data directory), once the API is ready; both stopped afterwards."""
+    port = env["BACKFILLS_API_PORT"]
+    stack = Stack(
+        database_url=env["BACKFILLS_DATABASE_URL"],
+        temporal_address=env["BACKFILLS_TEMPORAL_ADDRESS"],
+        task_queue=env["BACKFILLS_TASK_QUEUE"],
+        api_url=f"http://127.0.0.1:{port}/v1",
+        data_dir=Path(env["BACKFILLS_DATA_DIR"]),
+        env=env,
+        logs=logs,
+    )
+    stack.start_worker()
+    stack.processes.append(spawn(["api"], env, logs / "api.log"))
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/readyz"), timeout=60)
+        yield stack
+    finally:
+        for process in stack.processes:
+            stop(process)

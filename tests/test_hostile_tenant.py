@@ -24,7 +24,7 @@ from cli.devserver import free_port
 from connectors.egress import PROTECTED
 from connectors.warehouse import team_dir
 from tests.connectors.http_server import LocalHttpServer, json_reply, serve
-from tests.support import Stack, Tenant, all_runs, assert_error, new_tenant, spawn, stop, wait_for
+from tests.support import Stack, Tenant, all_runs, answers, assert_error, new_tenant, running_stack
 
 DAY = "2024-06-01"
 VICTIM_SECRET = "victim-token-77c1e0"
@@ -56,23 +56,8 @@ def hostile_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "BACKFILLS_CONNECTOR_ALLOWED_NETWORKS": "",
         "BACKFILLS_WORKER_ENV_ALLOWLIST": "",
     }
-    hostile = Stack(
-        database_url=stack.database_url,
-        temporal_address=stack.temporal_address,
-        task_queue=env["BACKFILLS_TASK_QUEUE"],
-        api_url=f"http://127.0.0.1:{port}/v1",
-        data_dir=data_dir,
-        env=env,
-        logs=root,
-    )
-    hostile.start_worker()
-    hostile.processes.append(spawn(["api"], env, root / "api.log"))
-    try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout=60)
+    with running_stack(env, root) as hostile:
         yield hostile
-    finally:
-        for process in hostile.processes:
-            stop(process)
 
 
 def _service_files(data_dir: Path) -> None:
@@ -84,13 +69,6 @@ def _service_files(data_dir: Path) -> None:
             connection.execute("CREATE TABLE transfer_runs (data_date TEXT, token_hash TEXT)")
             connection.execute(f"INSERT INTO transfer_runs VALUES ('{DAY}', 'hash-of-{name}')")
     (data_dir / SERVICE_FILES[2]).write_text("not-a-real-key\n")
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +99,7 @@ def untouched(hostile_stack: Stack, victim: Victim, attacker: Tenant) -> Iterato
     before = _snapshot(hostile_stack, victim)
     yield
     assert _snapshot(hostile_stack, victim) == before
-    assert _answers(hostile_stack.api_url.removesuffix("/v1") + "/readyz")
+    assert answers(hostile_stack.api_url.removesuffix("/v1") + "/readyz")
     logs = "".join(path.read_text(errors="replace") for path in hostile_stack.logs.glob("*.log"))
     assert VICTIM_SECRET not in logs
     assert ATTACKER_SECRET not in logs
