@@ -7,8 +7,9 @@ activity, which the worker hands a `BackfillWorkflowClient`. Workflow code never
 (tests/test_import_layers.py): it imports the ORM and the settings, and starts workflows.
 """
 
-from collections.abc import AsyncIterator, Collection
-from datetime import datetime, timedelta
+import logging
+from datetime import timedelta
+from enum import StrEnum
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -17,6 +18,7 @@ from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -26,12 +28,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from config import Settings
 from observability.tracing import client_interceptors
 from persistence.models import Backfill, Transfer
-from statuses import ACTIVE_BACKFILL_STATUSES, BackfillStatus
+from statuses import BackfillStatus
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_WORKFLOW, BackfillWorkflow
 from workflows.inputs import BackfillInput, CancelRequest, RunPolicy
 from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
 
+log = logging.getLogger("backfills.temporal")
 RPC_TIMEOUT = timedelta(seconds=5)  # an API call waits no longer on an unreachable Temporal
 # A search attribute's value type as the operator service and the dev server's flag name it.
 _INDEXED_TYPES = {
@@ -107,6 +110,9 @@ async def start_backfill(
         input,
         id=workflow_id(input.backfill_id),
         task_queue=settings.task_queue,
+        # a backfill has one workflow, ever: a start retried after an ambiguous answer, or
+        # by the reconciler, never runs a second one (nor revives one an operator ended)
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(search_attributes.TEAM_ID, input.team_id),
@@ -120,6 +126,36 @@ async def start_backfill(
         task_timeout=timedelta(seconds=30),
         rpc_timeout=RPC_TIMEOUT,
     )
+
+
+class StartOutcome(StrEnum):
+    STARTED = "STARTED"  # the workflow exists (this call or an earlier one created it)
+    NOT_STARTED = "NOT_STARTED"  # Temporal answered, and it has no such workflow
+    UNKNOWN = "UNKNOWN"  # Temporal did not answer: it may or may not have created it
+
+
+async def start_backfill_resolving_doubt(
+    client: Client, settings: Settings, backfill: Backfill, transfer: Transfer
+) -> StartOutcome:
+    """Start the backfill's workflow, and when the start fails, find out whether it was
+    created anyway (a timeout after the server acted) by describing it, then retry once:
+    a start is idempotent by workflow id, so no retry ever makes a second workflow."""
+    assert backfill.id is not None
+    for _ in range(2):
+        try:
+            await start_backfill(client, settings, backfill, transfer)
+            return StartOutcome.STARTED
+        except WorkflowAlreadyStartedError:
+            return StartOutcome.STARTED
+        except Exception as exc:
+            log.warning("starting the workflow of backfill %s failed: %s", backfill.id, exc)
+        try:
+            if await backfill_workflow_status(client, backfill.id) is not None:
+                return StartOutcome.STARTED
+        except Exception as exc:
+            log.warning("Temporal did not answer about backfill %s: %s", backfill.id, exc)
+            return StartOutcome.UNKNOWN
+    return StartOutcome.NOT_STARTED
 
 
 async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -> bool:
@@ -136,26 +172,30 @@ async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -
     return True
 
 
-async def closed_backfill_workflows(
-    client: Client, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
-) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
-    """Backfill id and status of each backfill workflow that closed in one of `among` after
-    `closed_since` while its `BackfillStatus` was still active (its record never closed)."""
-    executions = ", ".join(f"'{_query_name(status)}'" for status in among)
-    statuses = ", ".join(f"'{s}'" for s in ACTIVE_BACKFILL_STATUSES)
-    query = (
-        f"WorkflowType = '{BACKFILL_WORKFLOW}' AND ExecutionStatus IN ({executions})"
-        f" AND BackfillStatus IN ({statuses}) AND CloseTime > '{closed_since.isoformat()}'"
-    )
-    async for execution in client.list_workflows(query):
+async def open_backfill_ids(client: Client) -> set[int]:
+    """The backfill ids of the open backfill workflows, as visibility lists them (it may lag
+    a moment behind a start; `backfill_workflow_status` is the truth for one id)."""
+    query = f"WorkflowType = '{BACKFILL_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    found: set[int] = set()
+    async for execution in client.list_workflows(query, rpc_timeout=RPC_TIMEOUT):
         backfill_id = execution.typed_search_attributes.get(search_attributes.BACKFILL_ID)
         if backfill_id is not None:
-            yield backfill_id, execution.status or WorkflowExecutionStatus.FAILED
+            found.add(backfill_id)
+    return found
 
 
-def _query_name(status: WorkflowExecutionStatus) -> str:
-    """`TIMED_OUT` as list filters spell it: `TimedOut`."""
-    return "".join(word.capitalize() for word in status.name.split("_"))
+async def backfill_workflow_status(
+    client: Client, backfill_id: int
+) -> WorkflowExecutionStatus | None:
+    """The status of the backfill's latest workflow run; None when Temporal has none."""
+    handle = client.get_workflow_handle(workflow_id(backfill_id))
+    try:
+        description = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status
 
 
 def reconciler_input(settings: Settings) -> ReconcilerInput:
@@ -185,14 +225,15 @@ class BackfillWorkflowClient:
         self.settings = settings
 
     async def start(self, backfill: Backfill, transfer: Transfer) -> bool:
-        """Start the backfill's workflow; False when it exists already (ids are unique)."""
+        """Start the backfill's workflow; False when one exists already, open or closed."""
         try:
             await start_backfill(self.client, self.settings, backfill, transfer)
         except WorkflowAlreadyStartedError:
             return False
         return True
 
-    def closed(
-        self, *, among: Collection[WorkflowExecutionStatus], closed_since: datetime
-    ) -> AsyncIterator[tuple[int, WorkflowExecutionStatus]]:
-        return closed_backfill_workflows(self.client, among=among, closed_since=closed_since)
+    async def open_backfill_ids(self) -> set[int]:
+        return await open_backfill_ids(self.client)
+
+    async def status(self, backfill_id: int) -> WorkflowExecutionStatus | None:
+        return await backfill_workflow_status(self.client, backfill_id)

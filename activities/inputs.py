@@ -48,12 +48,13 @@ class TransferRunResult:
 PERMANENT_RUN_ERROR = "PermanentRunError"
 TRANSIENT_RUN_ERROR = "TransientRunError"
 INTERNAL_RUN_ERROR = "InternalRunError"  # the service failed, not the connector: retried
+RECORD_MISSING = "BackfillRecordMissing"  # a bookkeeping activity found no backfill: final
 
 
 @dataclass(frozen=True)
 class ReconcileInput:
     created_grace_seconds: float
-    closed_within_hours: float = 24.0
+    closed_within_hours: float = 24.0  # unused: kept so recorded inputs still decode
 
 
 @dataclass(frozen=True)

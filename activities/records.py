@@ -1,14 +1,46 @@
-"""Activities that keep the backfill record: planning runs and status changes."""
+"""Activities that keep the backfill record: planning runs and status changes.
 
+A backfill without a record (deleted by hand, or a workflow started for a create the API
+undid) fails them with `RECORD_MISSING`, non-retryable: no retry can bring it back, and the
+workflow ends at once saying so.
+"""
+
+import functools
 from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.inputs import BackfillRef, CancelRecordInput, FailRunInput, PlanRunsInput
+from activities.inputs import (
+    RECORD_MISSING,
+    BackfillRef,
+    CancelRecordInput,
+    FailRunInput,
+    PlanRunsInput,
+)
 from observability import worker_metrics as metrics
 from persistence import backfills, runs
 from persistence.db import Database
-from persistence.errors import InvalidStateError
+from persistence.errors import InvalidStateError, NotFoundError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _missing_record_is_final(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except NotFoundError as exc:
+            raise ApplicationError(
+                f"{exc}: the backfill has no record, so its workflow has nothing to do",
+                type=RECORD_MISSING,
+                non_retryable=True,
+            ) from None
+
+    return wrapper
 
 
 class RecordActivities:
@@ -16,16 +48,19 @@ class RecordActivities:
         self.db = db
 
     @activity.defn(name="plan_runs")
+    @_missing_record_is_final
     def plan_runs(self, input: PlanRunsInput) -> int:
         return runs.plan_runs(
             db=self.db, backfill_id=input.backfill_id, first=input.first, last=input.last
         )
 
     @activity.defn(name="mark_scheduled")
+    @_missing_record_is_final
     def mark_scheduled(self, input: BackfillRef) -> None:
         backfills.mark_scheduled(db=self.db, backfill_id=input.backfill_id)
 
     @activity.defn(name="record_cancel")
+    @_missing_record_is_final
     def record_cancel(self, input: CancelRecordInput) -> None:
         """Cancel the record unless it is already final (the API may have done it first)."""
         try:
@@ -36,6 +71,7 @@ class RecordActivities:
             activity.logger.info("backfill %s was already final", input.backfill_id)
 
     @activity.defn(name="fail_run")
+    @_missing_record_is_final
     def fail_run(self, input: FailRunInput) -> None:
         if runs.fail_run(
             db=self.db,
@@ -46,6 +82,7 @@ class RecordActivities:
             metrics.RUNS_FAILED.inc()
 
     @activity.defn(name="finish_backfill")
+    @_missing_record_is_final
     def finish_backfill(self, input: BackfillRef) -> str:
         return backfills.finish_backfill(db=self.db, backfill_id=input.backfill_id).value
 

@@ -68,6 +68,18 @@ def service_unavailable(what: str) -> ApiErrorResponse:
     )
 
 
+def kept_but_not_started(backfill_id: int | None, grace_seconds: float) -> ApiErrorResponse:
+    """Temporal did not answer a start, so it may have created the workflow: the record is
+    kept (a workflow never runs without one) and the reconciler starts it if it did not."""
+    return ApiErrorResponse(
+        503,
+        f"Temporal did not answer; backfill {backfill_id} is kept as CREATED and starts by "
+        f"itself within about {grace_seconds:.0f} s of Temporal answering again (cancel it "
+        "if it should not run)",
+        headers={"Retry-After": "5"},
+    )
+
+
 def error_response(error: ApiErrorResponse) -> JSONResponse:
     body = ErrorEnvelope(
         meta=Meta(request_id=current_request_id()),

@@ -198,26 +198,35 @@ def _guarded_update(
     return result.rowcount == 1
 
 
-def stale_created_backfills(
-    *, db: Database, older_than: datetime, limit: int = 100
-) -> list[Backfill]:
-    """CREATED backfills older than `older_than`: their workflow may never have started."""
+def backfills_expecting_a_workflow(
+    *, db: Database, created_before: datetime
+) -> list[tuple[int, BackfillStatus]]:
+    """Id and status of every backfill that should have a workflow running: SCHEDULED or
+    RUNNING, or CREATED before `created_before` (younger ones may be starting right now)."""
     with db.read() as session:
         query = (
-            select(Backfill)
-            .where(Backfill.status == BackfillStatus.CREATED, Backfill.created_time < older_than)
+            select(col(Backfill.id), col(Backfill.status))
+            .where(
+                col(Backfill.status).in_((BackfillStatus.SCHEDULED, BackfillStatus.RUNNING))
+                | (
+                    (col(Backfill.status) == BackfillStatus.CREATED)
+                    & (col(Backfill.created_time) < created_before)
+                )
+            )
             .order_by(col(Backfill.id))
-            .limit(limit)
         )
-        return list(session.exec(query))
+        return [(found, BackfillStatus(status)) for found, status in session.exec(query) if found]
 
 
-def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> bool:
-    """Close a backfill whose workflow ended without closing it (terminated by an operator,
-    timed out): every run not yet ended, planned or not, fails with `reason`, so the
-    error_report says what happened. False when the record was already FAILED or final.
-    """
+def close_abandoned_backfill(
+    *, db: Database, backfill_id: int, status: BackfillStatus, reason: str
+) -> bool:
+    """Close a backfill whose workflow ended without closing it, in `status` (FAILED, or
+    CANCELLED when its workflow was cancelled): every run not yet ended, planned or not,
+    ends in that status with `reason`, so the runs and the error_report say what happened.
+    False when the record was no longer active (the workflow closed it after all)."""
     now = utcnow()
+    run_status = RunStatus.CANCELLED if status == BackfillStatus.CANCELLED else RunStatus.FAILED
     with db.write() as session:
         backfill = session.get(Backfill, backfill_id, with_for_update=True)
         if backfill is None or backfill.status not in ACTIVE_BACKFILL_STATUSES:
@@ -226,7 +235,7 @@ def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> b
             session,
             backfill_id,
             among=UNFINISHED_RUN_STATUSES,
-            status=RunStatus.FAILED,
+            status=run_status,
             message=reason,
             now=now,
         )
@@ -235,11 +244,13 @@ def fail_abandoned_backfill(*, db: Database, backfill_id: int, reason: str) -> b
             backfill,
             backfill.range_start_date,
             backfill.range_end_date,
-            RunStatus.FAILED,
+            run_status,
             reason,
         )
-        backfill.status = BackfillStatus.FAILED
+        backfill.status = status
         backfill.end_time = now
+        if status == BackfillStatus.CANCELLED:
+            backfill.removed_time = now
         return True
 
 

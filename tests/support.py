@@ -183,6 +183,14 @@ class Tenant:
         data: dict[str, Any] = response.json()["data"]
         return data
 
+    def cancel(self, backfill_id: int) -> dict[str, Any]:
+        response = self.http.patch(
+            f"/teams/{self.team_id}/backfills/{backfill_id}", json={"status": "CANCELLED"}
+        )
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
     def wait_until_status(
         self, backfill_id: int, *statuses: str, timeout: float = 60.0
     ) -> dict[str, Any]:

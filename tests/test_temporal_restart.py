@@ -5,9 +5,11 @@ namespace, database, data directory, worker and API, so that killing the server 
 the other tests use (and no other reconciler sees this test's records).
 
 While the server is down the API keeps its promises: a create answers 503 SERVICE_UNAVAILABLE
-and leaves nothing behind, reads served from the database still answer, `/readyz` says it is not
-ready. Once the server is back on the same port and file, the backfill resumes and completes
-with nothing lost and nothing doubled, and the API's Temporal client works again.
+saying that the backfill is kept as CREATED (Temporal may have created its workflow before it
+went silent, and a workflow never runs without its record), reads served from the database
+still answer, `/readyz` says it is not ready. Once the server is back on the same port and
+file, the backfill resumes and completes with nothing lost and nothing doubled, the kept one is
+started by the reconciler and completes too, and the API's Temporal client works again.
 """
 
 import signal
@@ -89,6 +91,7 @@ def own_stack(stack: Stack, temporal_server: TemporalServer, tmp_path: Path) -> 
         "BACKFILLS_TEMPORAL_NAMESPACE": NAMESPACE,
         "BACKFILLS_TASK_QUEUE": f"backfills-restart-{uuid.uuid4().hex[:8]}",
         "BACKFILLS_API_PORT": str(api_port),
+        "BACKFILLS_RECONCILE_CREATED_GRACE_SECONDS": "3",
     }
     own = Stack(
         database_url=database_url,
@@ -153,7 +156,7 @@ def test_a_backfill_survives_a_temporal_restart_and_the_api_answers_503_meanwhil
 
     temporal_server.kill()
 
-    # A create needs Temporal: 503, and no record is left behind.
+    # A create needs Temporal: 503, and the answer names the record it keeps.
     later = START + timedelta(days=40)
     refused = tenant.http.post(
         f"/teams/{tenant.team_id}/transfers/{transfer_id}/backfills",
@@ -162,9 +165,16 @@ def test_a_backfill_survives_a_temporal_restart_and_the_api_answers_503_meanwhil
     assert_unavailable(refused)
     latest = tenant.http.get(f"/teams/{tenant.team_id}/transfers/{transfer_id}/backfills/latest")
     assert latest.status_code == 200, latest.text
-    assert latest.json()["data"]["transfer_backfill_id"] == backfill_id
+    kept = latest.json()["data"]
+    assert kept["status"] == "CREATED"
+    assert (
+        f"backfill {kept['transfer_backfill_id']} is kept as CREATED"
+        in (refused.json()["error"]["message"])
+    )
     incomplete = tenant.http.get(f"/teams/{tenant.team_id}/backfills").json()["data"]
-    assert [b["transfer_backfill_id"] for b in incomplete] == [backfill_id]
+    assert sorted(b["transfer_backfill_id"] for b in incomplete) == sorted(
+        [backfill_id, kept["transfer_backfill_id"]]
+    )
     # Reads come from the database alone.
     during = tenant.backfill(backfill_id)
     assert during["status"] == "RUNNING"
@@ -181,11 +191,17 @@ def test_a_backfill_survives_a_temporal_restart_and_the_api_answers_503_meanwhil
     assert done["transfer_runs_completed"] == DAYS
     assert done["transfer_runs_failed"] == 0
     assert done["error_report"] == []
-    runs = tenant.runs(transfer_id)
+    runs = tenant.runs(transfer_id, end_date=END.isoformat())
     assert sorted(r["data_date"] for r in runs) == dates(START, DAYS)
     assert {r["status"] for r in runs} == {"COMPLETED"}
     assert all(r["total_rows"] == ROWS_PER_DAY for r in runs), runs
-    assert warehouse_rows(own_stack, transfer_id) == dict.fromkeys(dates(START, DAYS), ROWS_PER_DAY)
+    rows = warehouse_rows(own_stack, transfer_id)
+    assert {d: n for d, n in rows.items() if d <= END.isoformat()} == dict.fromkeys(
+        dates(START, DAYS), ROWS_PER_DAY
+    )
+
+    started_later = tenant.wait_until_status(kept["transfer_backfill_id"], "COMPLETED", timeout=120)
+    assert started_later["transfer_runs_completed"] == 1
 
     # The API's Temporal client, connected before the kill, works again.
     wait_for(lambda: readyz(own_stack).status_code == 200, timeout=60)

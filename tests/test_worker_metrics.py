@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 
 from cli.devserver import free_port
 from config import Settings
@@ -18,8 +18,7 @@ from persistence import backfills, transfers
 from statuses import BackfillStatus
 from temporal_client import start_backfill, workflow_id
 from tests.prometheus import Samples, labelsets, scrape, value
-from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for
-from workflows.backfill import BACKFILL_FAILED
+from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for, wait_for_async
 
 
 @dataclass
@@ -96,11 +95,19 @@ async def run_backfill(
     )
     assert backfill.id is not None
     handle = await start_backfill(client, worker.settings, backfill, transfer)
+    backfill_id = backfill.id
+
+    async def failed() -> bool:  # a FAILED backfill's workflow stays open, awaiting a cancel
+        record = await asyncio.to_thread(
+            backfills.get_backfill_for_worker, db=stack.db, backfill_id=backfill_id
+        )
+        return record.status == BackfillStatus.FAILED
+
     try:
-        await asyncio.wait_for(handle.result(), timeout=180)
-    except WorkflowFailureError as failure:  # a FAILED backfill fails its workflow
-        if not fail_dates or getattr(failure.cause, "type", None) != BACKFILL_FAILED:
-            raise
+        if fail_dates:
+            await wait_for_async(failed, within=180)
+        else:
+            await asyncio.wait_for(handle.result(), timeout=180)
     finally:
         await terminate_if_running(handle)
     return backfill.id

@@ -4,6 +4,12 @@ It orchestrates only: every database or connector call is an activity. Cancellat
 `cancel` signal, or a cancellation request from the Temporal UI) stops new runs at once,
 records the cancel, and waits for the runs in flight, whose outcome still counts. Long
 ranges continue as new every `runs_per_workflow_run` runs to keep each history small.
+
+A cancellation request from the Temporal UI never interrupts the bookkeeping: an activity
+that writes the record runs to its end whatever arrives meanwhile, so the workflow never
+closes with its record half-kept. A FAILED backfill is still incomplete (it can be
+cancelled), so its workflow stays open until it is, keeping the `BackfillStatus` search
+attribute equal to the record. A record that does not exist ends the workflow at once.
 """
 
 import asyncio
@@ -19,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import (
         PERMANENT_RUN_ERROR,
+        RECORD_MISSING,
         BackfillRef,
         CancelRecordInput,
         FailRunInput,
@@ -37,11 +44,16 @@ ResultT = TypeVar("ResultT")
 BACKFILL_WORKFLOW = "Backfill"  # the workflow type
 PLAN_BATCH_DAYS = 1000
 BACKFILL_FAILED = "BackfillFailed"  # the workflow's failure type when its backfill is FAILED
-FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"  # workflow.patched id
+# workflow.patched ids: histories recorded before each change still replay as they ran
+FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"
+BOOKKEEPING_OUTLASTS_CANCELLATION = "bookkeeping-outlasts-cancellation"
+FAILED_BACKFILL_WAITS_FOR_CANCEL = "failed-backfill-waits-for-cancel"
 HISTORY_SOFT_LIMIT = 6000  # events; Temporal warns at 10,240, and in-flight runs still add some
 RECORD_TIMEOUT = timedelta(minutes=2)
 RECORD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=[RECORD_MISSING],
 )
 
 
@@ -52,6 +64,8 @@ class BackfillWorkflow:
         self._cancel: CancelRequest | None = None
         self._cancel_recorded = False
         self._runs: set[asyncio.Task[None]] = set()
+        self._bookkeeping_outlasts_cancellation = False
+        self._failed_waits_for_cancel = False
 
     @workflow.signal(name="cancel")
     def cancel(self, request: CancelRequest | None = None) -> None:
@@ -66,6 +80,10 @@ class BackfillWorkflow:
 
     @workflow.run
     async def run(self, input: BackfillInput) -> BackfillResult:
+        self._bookkeeping_outlasts_cancellation = workflow.patched(
+            BOOKKEEPING_OUTLASTS_CANCELLATION
+        )
+        self._failed_waits_for_cancel = workflow.patched(FAILED_BACKFILL_WAITS_FOR_CANCEL)
         if input.carried is not None:
             self._progress = input.carried
         else:
@@ -202,13 +220,15 @@ class BackfillWorkflow:
         return self._result()
 
     async def _finish(self, input: BackfillInput) -> BackfillResult:
-        """Close the record; a FAILED backfill also fails the workflow, so that the Temporal
-        UI's list shows it as Failed, not as a green Completed (histories recorded before
-        this change still complete, as they did)."""
+        """Close the record. A FAILED backfill keeps its workflow open until it is cancelled
+        (histories recorded before that change fail the workflow instead, or complete)."""
         status = await self._record(
             RecordActivities.finish_backfill, BackfillRef(input.backfill_id)
         )
         self._set_status(status)
+        if status == BackfillStatus.FAILED and self._failed_waits_for_cancel:
+            await self._wait_for_cancel(input)
+            return self._result()
         result = self._result()
         if status == BackfillStatus.FAILED and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
             raise ApplicationError(
@@ -220,10 +240,36 @@ class BackfillWorkflow:
             )
         return result
 
+    async def _wait_for_cancel(self, input: BackfillInput) -> None:
+        """A FAILED backfill has no run left but may still be cancelled (by the API, which
+        signals, or from the Temporal UI): wait for that, then record it."""
+        while self._cancel is None:
+            try:
+                await workflow.wait_condition(lambda: self._cancel is not None)
+            except asyncio.CancelledError:
+                self.cancel(CancelRequest(user_id=None))
+        await self._record_cancel(input)
+
     async def _record(self, activity: Callable[[Any, ArgT], ResultT], arg: ArgT) -> ResultT:
-        return await workflow.execute_activity_method(
+        """Run a bookkeeping activity to its end: a cancellation request meanwhile is taken
+        as a cancel (the caller stops starting runs), never as a reason to drop the write."""
+        handle = workflow.start_activity_method(
             activity, arg, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY
         )
+        while True:
+            try:
+                if not self._bookkeeping_outlasts_cancellation:
+                    return await handle
+                return await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                if not self._bookkeeping_outlasts_cancellation:
+                    raise
+                self.cancel(CancelRequest(user_id=None))
+            except ActivityError as err:
+                missing = _record_missing(err)
+                if missing is None:
+                    raise
+                raise missing from None
 
     def _set_status(self, status: str) -> None:
         if status == self._progress.status:
@@ -253,6 +299,14 @@ class BackfillWorkflow:
             failed=self._progress.failed,
             skipped=self._progress.skipped,
         )
+
+
+def _record_missing(err: ActivityError) -> ApplicationError | None:
+    """The workflow's own failure when its backfill has no record: nothing to do, ever."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == RECORD_MISSING:
+        return ApplicationError(cause.message, type=RECORD_MISSING, non_retryable=True)
+    return None
 
 
 def describe_failure(err: ActivityError, max_attempts: int) -> str:

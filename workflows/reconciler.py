@@ -1,6 +1,8 @@
 """A singleton workflow that runs the reconcile activity on an interval, forever.
 
-Every worker asks for it at start-up; the fixed workflow id keeps it to one.
+Every worker asks for it at start-up; the fixed workflow id keeps it to one. It never dies
+of a failed round: an outage of the database or of Temporal, however long, only fails
+rounds, and the next round after they are back repairs what they left.
 """
 
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inputs import ReconcileInput
@@ -30,11 +33,15 @@ class ReconcilerWorkflow:
     @workflow.run
     async def run(self, input: ReconcilerInput) -> None:
         for _ in range(input.rounds_per_run):
-            await workflow.execute_activity_method(
-                ReconcileActivities.reconcile,
-                ReconcileInput(created_grace_seconds=input.created_grace_seconds),
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
+            try:
+                await workflow.execute_activity_method(
+                    ReconcileActivities.reconcile,
+                    ReconcileInput(created_grace_seconds=input.created_grace_seconds),
+                    start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=timedelta(minutes=1),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+            except ActivityError as err:
+                workflow.logger.warning("a reconcile round failed, next in a while: %s", err)
             await workflow.sleep(timedelta(seconds=input.interval_seconds))
         workflow.continue_as_new(input)

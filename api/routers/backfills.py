@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
     AsyncDbDep,
@@ -20,13 +19,13 @@ from api.deps import (
     WriteAccess,
 )
 from api.envelope import Envelope, error_responses, ok
-from api.errors import service_unavailable, unprocessable
+from api.errors import kept_but_not_started, service_unavailable, unprocessable
 from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
 from config import Settings
 from persistence import backfills, runs, transfers
 from persistence.db import Database
 from persistence.models import Backfill
-from temporal_client import signal_cancel, start_backfill
+from temporal_client import StartOutcome, signal_cancel, start_backfill_resolving_doubt
 
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
@@ -83,18 +82,16 @@ async def create_backfill(
             range_end=body.range_end,
         )
     )
-    try:
-        await start_backfill(temporal, settings, backfill, transfer)
-    except WorkflowAlreadyStartedError:
-        pass  # the reconciler got there first: the backfill runs
-    except Exception as exc:
-        log.warning("could not start the workflow of backfill %s: %s", backfill.id, exc)
+    outcome = await start_backfill_resolving_doubt(temporal, settings, backfill, transfer)
+    if outcome == StartOutcome.NOT_STARTED:
         backfill_id = backfill.id
         assert backfill_id is not None
         await database.run(
             lambda db: backfills.discard_unstarted_backfill(db=db, backfill_id=backfill_id)
         )
-        raise service_unavailable("Temporal") from None
+        raise service_unavailable("Temporal")
+    if outcome == StartOutcome.UNKNOWN:
+        raise kept_but_not_started(backfill.id, settings.reconcile_created_grace_seconds)
     return ok(BackfillOut.of(backfill, []))
 
 

@@ -6,11 +6,9 @@ import json
 from dataclasses import replace
 from datetime import date
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from config import Settings
 from persistence import backfills, transfers
@@ -20,7 +18,7 @@ from temporal_client import backfill_input, workflow_id
 from tests.support import Tenant, all_runs, wait_for_async
 from tests.workflows.histories import record_history
 from workflows import search_attributes
-from workflows.backfill import BACKFILL_FAILED, BackfillWorkflow
+from workflows.backfill import BackfillWorkflow
 from workflows.inputs import CancelRequest
 
 
@@ -190,7 +188,7 @@ async def test_long_ranges_continue_as_new_and_still_run_every_date_once(
     assert {r.status for r in stored} == {RunStatus.COMPLETED}
 
 
-async def test_a_failed_run_is_reported_and_the_others_complete(
+async def test_a_failed_backfill_waits_open_for_a_cancel_with_the_search_attribute_in_step(
     tenant: Tenant, temporal_client: Client
 ) -> None:
     transfer_id = tenant.create_transfer(max_concurrent_runs=2, fail_dates=["2024-08-02"])
@@ -199,17 +197,14 @@ async def test_a_failed_run_is_reported_and_the_others_complete(
     ]
     handle = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, workflow_id(backfill_id))
 
-    with pytest.raises(WorkflowFailureError) as failed:
-        await handle.result()
-    await record_history(temporal_client, handle.id, "failed-backfill-fails-workflow")
+    async def status_attribute() -> str | None:
+        description = await handle.describe()
+        return description.typed_search_attributes.get(search_attributes.BACKFILL_STATUS)
 
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
-    assert (cause.type, cause.non_retryable) == (BACKFILL_FAILED, True)
-    assert cause.message == "1 of 3 runs failed; the backfill's error_report lists them"
-    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
-    progress = await handle.query(BackfillWorkflow.progress)
-    assert (progress.status, progress.completed, progress.failed) == ("FAILED", 2, 1)
+    async def attribute_is(status: str) -> bool:
+        return await status_attribute() == status
+
+    await wait_for_async(lambda: attribute_is("FAILED"))
     record = await asyncio.to_thread(tenant.backfill, backfill_id)
     assert record["status"] == "FAILED"
     assert record["error_report"] == [
@@ -218,3 +213,15 @@ async def test_a_failed_run_is_reported_and_the_others_complete(
             "error": "demo source: 2024-08-02 is listed in fail_dates",
         }
     ]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    progress = await handle.query(BackfillWorkflow.progress)
+    assert (progress.status, progress.completed, progress.failed) == ("FAILED", 2, 1)
+
+    cancelled = await asyncio.to_thread(tenant.cancel, backfill_id)
+    assert cancelled["status"] == "CANCELLED"
+    result = await handle.result()
+    await record_history(temporal_client, handle.id, "failed-backfill-cancelled-by-the-api")
+
+    assert (result.status, result.completed, result.failed) == ("CANCELLED", 2, 1)
+    assert await status_attribute() == "CANCELLED"
+    assert (await asyncio.to_thread(tenant.backfill, backfill_id))["status"] == "CANCELLED"
