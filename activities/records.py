@@ -5,9 +5,11 @@ undid) fails them with `RECORD_MISSING`, non-retryable: no retry can bring it ba
 workflow ends at once saying so.
 """
 
+from __future__ import annotations
+
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -24,18 +26,26 @@ from persistence import backfills, runs
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError
 
-P = ParamSpec("P")
+InputT = TypeVar("InputT", bound="_HasBackfill")
 R = TypeVar("R")
 
 
-def _missing_record_is_final(method: Callable[P, R]) -> Callable[P, R]:
+class _HasBackfill(Protocol):
+    @property
+    def backfill_id(self) -> int: ...
+
+
+def _missing_record_is_final(
+    method: Callable[[RecordActivities, InputT], R],
+) -> Callable[[RecordActivities, InputT], R]:
     @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(self: RecordActivities, input: InputT) -> R:
         try:
-            return method(*args, **kwargs)
-        except NotFoundError as exc:
+            return method(self, input)
+        except NotFoundError:
             raise ApplicationError(
-                f"{exc}: the backfill has no record, so its workflow has nothing to do",
+                f"backfill {input.backfill_id} not found: it has no record, so its workflow "
+                "has nothing to do",
                 type=RECORD_MISSING,
                 non_retryable=True,
             ) from None
