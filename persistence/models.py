@@ -4,7 +4,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from statuses import BackfillStatus, RunStatus
@@ -77,9 +77,15 @@ class Transfer(SQLModel, table=True):
     source: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     destination: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     max_concurrent_runs: int
+    max_failed_runs: int | None = None  # the default failure budget of its backfills
     created_time: datetime = Field(sa_column=_utc_column(nullable=False))
     created_user_id: int
     removed_time: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class RunOrder(StrEnum):
+    OLDEST_FIRST = "OLDEST_FIRST"
+    NEWEST_FIRST = "NEWEST_FIRST"
 
 
 class Backfill(SQLModel, table=True):
@@ -107,12 +113,30 @@ class Backfill(SQLModel, table=True):
     transfer_runs_completed: int = 0
     transfer_runs_failed: int = 0
     transfer_runs_cancelled: int = 0
+    # Control (none of it is a status: the public SDK knows six statuses, no more).
+    paused: bool = False
+    paused_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    paused_reason: str | None = None
+    max_concurrent_runs: int | None = None  # None: the transfer's, as before this existed
+    max_failed_runs: int | None = None  # the failure budget: pause after that many failed
+    run_order: str = Field(default=RunOrder.OLDEST_FIRST)
+    retry_of_backfill_id: int | None = Field(default=None, foreign_key="backfills.id")
+    retries: int = 0  # times its failed dates were retried in place
 
 
 class TransferRun(SQLModel, table=True):
     __tablename__ = "transfer_runs"
     __table_args__ = (
-        UniqueConstraint("backfill_id", "data_date", name="uq_transfer_runs_backfill_date"),
+        # One current run per date of a backfill; a retried date's earlier runs stay,
+        # superseded (their `superseded_time` set), so the runs list keeps its history.
+        Index(
+            "uq_transfer_runs_backfill_date_current",
+            "backfill_id",
+            "data_date",
+            unique=True,
+            sqlite_where=text("superseded_time IS NULL"),
+            postgresql_where=text("superseded_time IS NULL"),
+        ),
         Index("ix_transfer_runs_transfer_date", "transfer_id", "data_date"),
         Index("ix_transfer_runs_backfill_status", "backfill_id", "status"),
     )
@@ -135,6 +159,22 @@ class TransferRun(SQLModel, table=True):
     query_details: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+    superseded_time: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A create's `Idempotency-Key`: the same key with the same body answers the backfill
+    it made, from any API process, for 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("team_id", "key", name="uq_idempotency_keys_team_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id")
+    key: str
+    request_digest: str
+    backfill_id: int | None = Field(default=None, foreign_key="backfills.id")
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
 class TeamSecret(SQLModel, table=True):
