@@ -61,6 +61,13 @@ class RunOutcome(StrEnum):
     SKIPPED = "SKIPPED"  # cancelled before it started, or ended by an earlier attempt
 
 
+class RunOrder(StrEnum):
+    """The order a backfill starts its dates in."""
+
+    OLDEST_FIRST = "OLDEST_FIRST"
+    NEWEST_FIRST = "NEWEST_FIRST"
+
+
 class QueryStatus(StrEnum):
     """The status of one query of a run (its `query_details`)."""
 

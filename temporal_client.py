@@ -40,6 +40,7 @@ RPC_TIMEOUT = timedelta(seconds=5)  # an API call waits no longer on an unreacha
 _INDEXED_TYPES = {
     "INT": (IndexedValueType.INDEXED_VALUE_TYPE_INT, "Int"),
     "KEYWORD": (IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "Keyword"),
+    "BOOL": (IndexedValueType.INDEXED_VALUE_TYPE_BOOL, "Bool"),
 }
 
 
@@ -89,7 +90,7 @@ def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -
         transfer_id=backfill.transfer_id,
         range_start=backfill.range_start_date,
         range_end=backfill.range_end_date,
-        max_concurrent_runs=transfer.max_concurrent_runs,
+        max_concurrent_runs=backfill.max_concurrent_runs or transfer.max_concurrent_runs,
         run_policy=RunPolicy(
             max_attempts=settings.run_max_attempts,
             initial_retry_seconds=settings.run_retry_initial_seconds,
@@ -98,6 +99,10 @@ def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -
             heartbeat_timeout_seconds=settings.run_heartbeat_timeout_seconds,
         ),
         runs_per_workflow_run=settings.runs_per_workflow_run,
+        run_order=backfill.run_order,
+        max_failed_runs=backfill.max_failed_runs,
+        paused=backfill.paused,
+        paused_reason=backfill.paused_reason,
     )
 
 
@@ -119,6 +124,7 @@ async def start_backfill(
                 SearchAttributePair(search_attributes.TRANSFER_ID, input.transfer_id),
                 SearchAttributePair(search_attributes.BACKFILL_ID, input.backfill_id),
                 SearchAttributePair(search_attributes.BACKFILL_STATUS, BackfillStatus.CREATED),
+                SearchAttributePair(search_attributes.BACKFILL_PAUSED, backfill.paused),
             ]
         ),
         static_summary=f"Backfill {input.backfill_id}: transfer {input.transfer_id}, "

@@ -25,6 +25,23 @@ class CancelRecordInput:
 
 
 @dataclass(frozen=True)
+class ControlRecordInput:
+    """A pause, resume or change of limits, written to the record as the workflow has it."""
+
+    backfill_id: int
+    paused: bool
+    paused_reason: str | None
+    max_concurrent_runs: int | None
+    max_failed_runs: int | None
+
+
+@dataclass(frozen=True)
+class RetryInput:
+    backfill_id: int
+    data_dates: list[date] | None = None  # None: every failed date
+
+
+@dataclass(frozen=True)
 class FailRunInput:
     backfill_id: int
     data_date: date

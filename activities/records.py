@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import date
 from typing import Protocol, TypeVar
 
 from temporalio import activity
@@ -18,8 +19,10 @@ from activities.inputs import (
     RECORD_MISSING,
     BackfillRef,
     CancelRecordInput,
+    ControlRecordInput,
     FailRunInput,
     PlanRunsInput,
+    RetryInput,
 )
 from observability import worker_metrics as metrics
 from persistence import backfills, runs
@@ -96,6 +99,29 @@ class RecordActivities:
     def finish_backfill(self, input: BackfillRef) -> str:
         return backfills.finish_backfill(db=self.db, backfill_id=input.backfill_id).value
 
+    @activity.defn(name="record_control")
+    @_missing_record_is_final
+    def record_control(self, input: ControlRecordInput) -> None:
+        """Write a pause, resume or change of limits the workflow took (from the API, which
+        wrote it already, or from an operator's signal)."""
+        backfills.record_control(
+            db=self.db,
+            backfill_id=input.backfill_id,
+            paused=input.paused,
+            paused_reason=input.paused_reason,
+            max_concurrent_runs=input.max_concurrent_runs,
+            max_failed_runs=input.max_failed_runs,
+        )
+
+    @activity.defn(name="prepare_retry")
+    @_missing_record_is_final
+    def prepare_retry(self, input: RetryInput) -> list[date]:
+        """The dates a retry runs again; the record goes back to RUNNING (unless the API
+        did that already, in which case its dates waiting to run are returned)."""
+        return backfills.retry_failed_dates(
+            db=self.db, backfill_id=input.backfill_id, data_dates=input.data_dates, strict=False
+        )
+
     def all(self) -> list[Callable[..., object]]:
         return [
             self.plan_runs,
@@ -103,4 +129,6 @@ class RecordActivities:
             self.record_cancel,
             self.fail_run,
             self.finish_backfill,
+            self.record_control,
+            self.prepare_retry,
         ]

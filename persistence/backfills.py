@@ -186,6 +186,123 @@ def finish_backfill(*, db: Database, backfill_id: int) -> BackfillStatus:
         return final
 
 
+def change_control(
+    *,
+    db: Database,
+    team_id: int,
+    backfill_id: int,
+    paused: bool | None = None,
+    paused_reason: str | None = None,
+    max_concurrent_runs: int | None = None,
+    max_failed_runs: int | None = None,
+    remove_failure_budget: bool = False,
+) -> Backfill:
+    """Pause or resume an incomplete backfill, or change its live limits (what is None stays
+    as it is). InvalidStateError on a COMPLETED or CANCELLED one."""
+    with db.write() as session:
+        backfill = get_row(
+            session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND, lock=True
+        )
+        if backfill.status not in INCOMPLETE_BACKFILL_STATUSES:
+            raise InvalidStateError(
+                f"the backfill is already {backfill.status}; only an incomplete one can be "
+                "paused, resumed or changed"
+            )
+        if paused is not None:
+            _set_paused(backfill, paused, paused_reason)
+        if max_concurrent_runs is not None:
+            backfill.max_concurrent_runs = max_concurrent_runs
+        if remove_failure_budget:
+            backfill.max_failed_runs = None
+        elif max_failed_runs is not None:
+            backfill.max_failed_runs = max_failed_runs
+        session.flush()
+        return backfill
+
+
+def record_control(
+    *,
+    db: Database,
+    backfill_id: int,
+    paused: bool,
+    paused_reason: str | None,
+    max_concurrent_runs: int | None,
+    max_failed_runs: int | None,
+) -> None:
+    """Make the record hold the control state its workflow has (None cap: the one it had)."""
+    with db.write() as session:
+        backfill = get_row(
+            session, Backfill, backfill_id, team_id=None, missing=_missing(backfill_id), lock=True
+        )
+        if backfill.status not in INCOMPLETE_BACKFILL_STATUSES:
+            return
+        _set_paused(backfill, paused, paused_reason)
+        if max_concurrent_runs is not None:
+            backfill.max_concurrent_runs = max_concurrent_runs
+        backfill.max_failed_runs = max_failed_runs
+
+
+def _set_paused(backfill: Backfill, paused: bool, reason: str | None) -> None:
+    if paused and not backfill.paused:
+        backfill.paused_time = utcnow()
+    if not paused:
+        backfill.paused_time = None
+        reason = None
+    backfill.paused = paused
+    backfill.paused_reason = reason
+
+
+def retry_failed_dates(
+    *,
+    db: Database,
+    backfill_id: int,
+    data_dates: list[date] | None,
+    strict: bool,
+    team_id: int | None = None,
+) -> list[date]:
+    """Put a FAILED backfill's failed dates (all, or `data_dates`) back to run: each gets a
+    new run, the failed one stays (superseded), the counts and the error report describe
+    the new state, and the backfill is RUNNING again (and no longer paused). Returns the
+    dates. When the backfill is already RUNNING again (the API retried first), its dates
+    still waiting to run. `strict` (the API): InvalidStateError saying why instead of [].
+    """
+    with db.write() as session:
+        backfill = get_row(
+            session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND, lock=True
+        )
+        if backfill.status != BackfillStatus.FAILED:
+            if strict:
+                raise InvalidStateError(
+                    f"the backfill is {backfill.status}: only a FAILED backfill's dates can be "
+                    "retried in place"
+                )
+            if backfill.status in ACTIVE_BACKFILL_STATUSES:
+                return runs.dates_waiting_to_run(session, backfill_id)
+            return []
+        failed = runs.failed_dates(session, backfill_id)
+        wanted = failed if data_dates is None else sorted(set(data_dates))
+        if strict:
+            _check_retry_dates(wanted, failed)
+        dates = [d for d in wanted if d in set(failed)]
+        if not dates:
+            return []
+        runs.supersede_and_replan(session, backfill, dates, now=utcnow())
+        backfill.status = BackfillStatus.RUNNING
+        backfill.end_time = None
+        backfill.retries += 1
+        _set_paused(backfill, False, None)
+        return dates
+
+
+def _check_retry_dates(wanted: list[date], failed: list[date]) -> None:
+    if not failed:
+        raise InvalidStateError("the backfill has no failed date to retry")
+    not_failed = sorted(set(wanted) - set(failed))
+    if not_failed:
+        shown = ", ".join(d.isoformat() for d in not_failed[:5])
+        raise InvalidStateError(f"these dates did not fail, so there is nothing to retry: {shown}")
+
+
 def _guarded_update(
     session: Session, backfill_id: int, allowed: tuple[BackfillStatus, ...], **values: object
 ) -> bool:

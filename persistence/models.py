@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from statuses import BackfillStatus, RunStatus
+from statuses import BackfillStatus, RunOrder, RunStatus
 
 
 class Role(StrEnum):
@@ -81,11 +81,6 @@ class Transfer(SQLModel, table=True):
     created_time: datetime = Field(sa_column=_utc_column(nullable=False))
     created_user_id: int
     removed_time: datetime | None = Field(default=None, sa_column=_utc_column())
-
-
-class RunOrder(StrEnum):
-    OLDEST_FIRST = "OLDEST_FIRST"
-    NEWEST_FIRST = "NEWEST_FIRST"
 
 
 class Backfill(SQLModel, table=True):

@@ -19,7 +19,7 @@ from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
-from statuses import BackfillStatus, RunStatus
+from statuses import NOT_STARTED_RUN_STATUSES, BackfillStatus, RunStatus
 
 
 class RunSortField(StrEnum):
@@ -322,3 +322,66 @@ def _end_run(
 
 def _dates(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def failed_dates(session: Session, backfill_id: int) -> list[date]:
+    """The dates whose current run FAILED, in order."""
+    return list(
+        session.exec(
+            select(col(TransferRun.data_date))
+            .where(
+                TransferRun.backfill_id == backfill_id,
+                TransferRun.status == RunStatus.FAILED,
+                col(TransferRun.superseded_time).is_(None),
+            )
+            .order_by(col(TransferRun.data_date))
+        )
+    )
+
+
+def dates_waiting_to_run(session: Session, backfill_id: int) -> list[date]:
+    """The dates whose current run has not started, in order."""
+    return list(
+        session.exec(
+            select(col(TransferRun.data_date))
+            .where(
+                TransferRun.backfill_id == backfill_id,
+                col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES),
+                col(TransferRun.superseded_time).is_(None),
+            )
+            .order_by(col(TransferRun.data_date))
+        )
+    )
+
+
+def supersede_and_replan(
+    session: Session, backfill: Backfill, dates: list[date], *, now: datetime
+) -> None:
+    """In the caller's transaction (the backfill row locked first): the failed current runs
+    of `dates` become superseded (kept, for the history) and each date gets a new run
+    waiting to start; the backfill's failed count drops by as many."""
+    assert backfill.id is not None
+    session.execute(
+        update(TransferRun)
+        .where(
+            col(TransferRun.backfill_id) == backfill.id,
+            col(TransferRun.data_date).in_(dates),
+            col(TransferRun.status) == RunStatus.FAILED,
+            col(TransferRun.superseded_time).is_(None),
+        )
+        .values(superseded_time=now)
+    )
+    session.add_all(
+        TransferRun(
+            team_id=backfill.team_id,
+            transfer_id=backfill.transfer_id,
+            backfill_id=backfill.id,
+            type=RunType.BACKFILL,
+            data_date=d,
+            status=RunStatus.CREATED,
+            created_time=now,
+        )
+        for d in dates
+    )
+    session.flush()
+    add_run_counts(session.connection(), backfill.id, failed=-len(dates))

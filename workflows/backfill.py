@@ -28,15 +28,26 @@ with workflow.unsafe.imports_passed_through():
         RECORD_MISSING,
         BackfillRef,
         CancelRecordInput,
+        ControlRecordInput,
         FailRunInput,
         PlanRunsInput,
+        RetryInput,
         TransferRunInput,
     )
     from activities.records import RecordActivities
     from activities.transfer_run import TransferRunActivities
-    from statuses import BackfillStatus, RunOutcome
+    from statuses import BackfillStatus, RunOrder, RunOutcome
     from workflows import search_attributes
-    from workflows.inputs import BackfillInput, BackfillResult, CancelRequest, Progress
+    from workflows.inputs import (
+        BackfillInput,
+        BackfillResult,
+        CancelRequest,
+        LimitsRequest,
+        PauseRequest,
+        Progress,
+        ResumeRequest,
+        RetryRequest,
+    )
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
@@ -48,6 +59,8 @@ BACKFILL_FAILED = "BackfillFailed"  # the workflow's failure type when its backf
 FAILED_BACKFILL_FAILS_WORKFLOW = "failed-backfill-fails-workflow"
 BOOKKEEPING_OUTLASTS_CANCELLATION = "bookkeeping-outlasts-cancellation"
 FAILED_BACKFILL_WAITS_FOR_CANCEL = "failed-backfill-waits-for-cancel"
+MAX_CONCURRENT_RUNS = 500  # the API's bound too: an operator's larger value is ignored
+OPERATOR_PAUSE = "paused from Temporal"
 HISTORY_SOFT_LIMIT = 6000  # events; Temporal warns at 10,240, and in-flight runs still add some
 RECORD_TIMEOUT = timedelta(minutes=2)
 RECORD_RETRY = RetryPolicy(
@@ -63,6 +76,10 @@ class BackfillWorkflow:
         self._progress = Progress()
         self._cancel: CancelRequest | None = None
         self._cancel_recorded = False
+        self._retry: RetryRequest | None = None
+        self._control_changed = False  # a pause, resume or limit the record does not hold
+        self._control_recording = False
+        self._recorder: asyncio.Task[None] | None = None
         self._runs: set[asyncio.Task[None]] = set()
         self._bookkeeping_outlasts_cancellation = False
         self._failed_waits_for_cancel = False
@@ -74,6 +91,39 @@ class BackfillWorkflow:
             self._cancel = request or CancelRequest()
             self._progress.cancel_requested = True
 
+    @workflow.signal(name="pause")
+    def pause(self, request: PauseRequest | None = None) -> None:
+        """Start no run until `resume`; the runs in flight finish and count."""
+        self._pause((request or PauseRequest()).reason or OPERATOR_PAUSE)
+
+    @workflow.signal(name="resume")
+    def resume(self, request: ResumeRequest | None = None) -> None:
+        if self._progress.paused:
+            self._progress.paused = False
+            self._progress.paused_reason = None
+            self._control_changed = True
+            self._upsert_paused()
+
+    @workflow.signal(name="set_limits")
+    def set_limits(self, request: LimitsRequest) -> None:
+        """New limits apply at the next scheduling step; values out of bounds are ignored."""
+        cap = request.max_concurrent_runs
+        if cap is not None and 1 <= cap <= MAX_CONCURRENT_RUNS:
+            self._progress.max_concurrent_runs = cap
+        budget = request.max_failed_runs
+        if request.remove_failure_budget:
+            self._progress.max_failed_runs = None
+        elif budget is not None and budget >= 1:
+            self._progress.max_failed_runs = budget
+            self._check_failure_budget()
+        self._control_changed = True
+        self._describe_progress()
+
+    @workflow.signal(name="retry")
+    def retry(self, request: RetryRequest | None = None) -> None:
+        """Re-run a FAILED backfill's failed dates (all, or those given)."""
+        self._retry = request or RetryRequest()
+
     @workflow.query(name="progress")
     def progress(self) -> Progress:
         return self._progress
@@ -84,11 +134,8 @@ class BackfillWorkflow:
             BOOKKEEPING_OUTLASTS_CANCELLATION
         )
         self._failed_waits_for_cancel = workflow.patched(FAILED_BACKFILL_WAITS_FOR_CANCEL)
-        if input.carried is not None:
-            self._progress = input.carried
-        else:
-            self._progress.total = (input.range_end - input.range_start).days + 1
-            self._progress.next_date = input.range_start
+        self._begin(input)
+        self._recorder = asyncio.create_task(self._keep_control_recorded(input))
         try:
             if input.carried is None:
                 await self._plan_runs(input)
@@ -99,9 +146,25 @@ class BackfillWorkflow:
             self.cancel(CancelRequest(user_id=None))
         if self._cancel is not None:
             return await self._close_cancelled(input)
-        if self._progress.next_date is not None:
-            workflow.continue_as_new(replace(input, carried=self._progress))
+        if self._has_pending():
+            await self._continue_as_new(input)
         return await self._finish(input)
+
+    def _begin(self, input: BackfillInput) -> None:
+        if input.carried is not None:
+            self._progress = input.carried
+            return
+        progress = self._progress
+        progress.total = (input.range_end - input.range_start).days + 1
+        newest_first = input.run_order == RunOrder.NEWEST_FIRST
+        progress.next_date = input.range_end if newest_first else input.range_start
+        progress.max_failed_runs = input.max_failed_runs
+        progress.paused = input.paused
+        progress.paused_reason = input.paused_reason
+
+    async def _continue_as_new(self, input: BackfillInput) -> None:
+        await self._controls_recorded()
+        workflow.continue_as_new(replace(input, carried=self._progress))
 
     async def _plan_runs(self, input: BackfillInput) -> None:
         """Create the run rows in batches; safe to repeat, rows that exist are kept."""
@@ -116,25 +179,45 @@ class BackfillWorkflow:
             first = last + timedelta(days=1)
 
     async def _dispatch(self, input: BackfillInput) -> None:
-        """Start runs from `next_date` until the range, the cancel or this run's budget ends."""
-        cap = input.max_concurrent_runs
+        """Start runs until none is pending, a cancel, or this run's budget; never more in
+        flight than the live cap, and none while paused."""
         started = 0
         try:
-            while self._progress.next_date is not None and self._cancel is None:
+            while self._has_pending() and self._cancel is None:
                 if started >= input.runs_per_workflow_run or self._history_is_long():
                     break
                 await workflow.wait_condition(
-                    lambda: self._progress.in_flight < cap or self._cancel is not None
+                    lambda: self._may_start(input) or self._cancel is not None
                 )
                 if self._cancel is not None:
                     break
-                self._start_run(input, self._progress.next_date)
+                self._start_run(input, self._take_next(input))
                 started += 1
-                following = self._progress.next_date + timedelta(days=1)
-                self._progress.next_date = following if following <= input.range_end else None
         except asyncio.CancelledError:
             self.cancel(CancelRequest(user_id=None))
         await self._drain(input)
+
+    def _may_start(self, input: BackfillInput) -> bool:
+        cap = self._progress.max_concurrent_runs or input.max_concurrent_runs
+        return not self._progress.paused and self._progress.in_flight < cap
+
+    def _has_pending(self) -> bool:
+        return bool(self._progress.requeued) or self._progress.next_date is not None
+
+    def _take_next(self, input: BackfillInput) -> date:
+        """The next date to run: a retried one first, then the range in the run order."""
+        progress = self._progress
+        if progress.requeued:
+            return progress.requeued.pop(0)
+        taken = progress.next_date
+        assert taken is not None
+        if input.run_order == RunOrder.NEWEST_FIRST:
+            earlier = taken - timedelta(days=1)
+            progress.next_date = earlier if earlier >= input.range_start else None
+        else:
+            later = taken + timedelta(days=1)
+            progress.next_date = later if later <= input.range_end else None
+        return taken
 
     async def _drain(self, input: BackfillInput) -> None:
         """Wait for the runs in flight; record a cancel as soon as one is asked for."""
@@ -199,6 +282,7 @@ class BackfillWorkflow:
             self._progress.completed += 1
         elif outcome == RunOutcome.FAILED:
             self._progress.failed += 1
+            self._check_failure_budget()
         else:
             self._progress.skipped += 1
         self._describe_progress()
@@ -217,19 +301,27 @@ class BackfillWorkflow:
         await self._drain(input)
         if self._progress.planned < self._progress.total:
             await self._plan_runs(input)
-        return self._result()
+        return await self._closed()
 
     async def _finish(self, input: BackfillInput) -> BackfillResult:
-        """Close the record. A FAILED backfill keeps its workflow open until it is cancelled
-        (histories recorded before that change fail the workflow instead, or complete)."""
-        status = await self._record(
-            RecordActivities.finish_backfill, BackfillRef(input.backfill_id)
-        )
-        self._set_status(status)
-        if status == BackfillStatus.FAILED and self._failed_waits_for_cancel:
-            await self._wait_for_cancel(input)
-            return self._result()
-        result = self._result()
+        """Close the record. A FAILED backfill keeps its workflow open until it is retried
+        (its failed dates run again, and it closes anew) or cancelled; histories recorded
+        before that change fail the workflow instead, or complete."""
+        while True:
+            status = await self._record(
+                RecordActivities.finish_backfill, BackfillRef(input.backfill_id)
+            )
+            self._set_status(status)
+            if status != BackfillStatus.FAILED or not self._failed_waits_for_cancel:
+                break
+            if not await self._wait_for_retry_or_cancel(input):
+                return await self._closed()
+            await self._dispatch(input)
+            if self._cancel is not None:
+                return await self._close_cancelled(input)
+            if self._has_pending():
+                await self._continue_as_new(input)
+        result = await self._closed()
         if status == BackfillStatus.FAILED and workflow.patched(FAILED_BACKFILL_FAILS_WORKFLOW):
             raise ApplicationError(
                 f"{result.failed} of {self._progress.total} runs failed; the backfill's "
@@ -240,15 +332,83 @@ class BackfillWorkflow:
             )
         return result
 
-    async def _wait_for_cancel(self, input: BackfillInput) -> None:
-        """A FAILED backfill has no run left but may still be cancelled (by the API, which
-        signals, or from the Temporal UI): wait for that, then record it."""
-        while self._cancel is None:
+    async def _wait_for_retry_or_cancel(self, input: BackfillInput) -> bool:
+        """A FAILED backfill may still be retried or cancelled (by the API, which signals,
+        or from the Temporal UI). True when a retry put dates back to run; False once a
+        cancel is recorded."""
+        while True:
             try:
-                await workflow.wait_condition(lambda: self._cancel is not None)
+                await workflow.wait_condition(
+                    lambda: self._cancel is not None or self._retry is not None
+                )
             except asyncio.CancelledError:
                 self.cancel(CancelRequest(user_id=None))
-        await self._record_cancel(input)
+            if self._cancel is not None:
+                await self._record_cancel(input)
+                return False
+            request, self._retry = self._retry, None
+            assert request is not None
+            dates = await self._record(
+                RecordActivities.prepare_retry, RetryInput(input.backfill_id, request.data_dates)
+            )
+            if dates:
+                self.resume()  # the record was resumed with the retry
+                self._progress.requeued.extend(dates)
+                self._progress.failed = max(0, self._progress.failed - len(dates))
+                self._progress.retries += 1
+                self._set_status(BackfillStatus.RUNNING)
+                return True
+
+    async def _closed(self) -> BackfillResult:
+        await self._controls_recorded()
+        return self._result()
+
+    def _pause(self, reason: str) -> None:
+        if not self._progress.paused:
+            self._progress.paused = True
+            self._progress.paused_reason = reason
+            self._control_changed = True
+            self._upsert_paused()
+
+    def _check_failure_budget(self) -> None:
+        """Pause once the failed runs reach the budget: fix the source, then resume."""
+        budget = self._progress.max_failed_runs
+        if budget is not None and self._progress.failed >= budget:
+            self._pause(
+                f"the failure budget is spent: {self._progress.failed} runs failed "
+                f"(max_failed_runs {budget})"
+            )
+
+    async def _keep_control_recorded(self, input: BackfillInput) -> None:
+        """Write pauses, resumes and limits to the record in the order they came (the API
+        has usually written them already; then this is a no-op)."""
+        while True:
+            await workflow.wait_condition(lambda: self._control_changed)
+            self._control_changed = False
+            self._control_recording = True
+            progress = self._progress
+            await self._record(
+                RecordActivities.record_control,
+                ControlRecordInput(
+                    input.backfill_id,
+                    paused=progress.paused,
+                    paused_reason=progress.paused_reason,
+                    max_concurrent_runs=progress.max_concurrent_runs,
+                    max_failed_runs=progress.max_failed_runs,
+                ),
+            )
+            self._control_recording = False
+
+    async def _controls_recorded(self) -> None:
+        await workflow.wait_condition(
+            lambda: not self._control_changed and not self._control_recording
+        )
+
+    def _upsert_paused(self) -> None:
+        workflow.upsert_search_attributes(
+            [search_attributes.BACKFILL_PAUSED.value_set(self._progress.paused)]
+        )
+        self._describe_progress()
 
     async def _record(self, activity: Callable[[Any, ArgT], ResultT], arg: ArgT) -> ResultT:
         """Run a bookkeeping activity to its end: a cancellation request meanwhile is taken
@@ -281,9 +441,10 @@ class BackfillWorkflow:
     def _describe_progress(self) -> None:
         """The words the Temporal UI shows as the workflow's current details (no command)."""
         progress = self._progress
+        paused = f", paused ({progress.paused_reason})" if progress.paused else ""
         workflow.set_current_details(
-            f"{progress.status}: {progress.completed} completed, {progress.failed} failed, "
-            f"{progress.in_flight} running, of {progress.total} runs"
+            f"{progress.status}{paused}: {progress.completed} completed, {progress.failed} "
+            f"failed, {progress.in_flight} running, of {progress.total} runs"
         )
 
     def _history_is_long(self) -> bool:

@@ -4,10 +4,10 @@ The input's numbers are the settings' (`temporal_client.backfill_input` fills th
 has a default here, so none can drift from the one in config.py.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
-from statuses import BackfillStatus
+from statuses import BackfillStatus, RunOrder
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class Progress:
     next_date: date | None = None
     status: str = BackfillStatus.CREATED
     cancel_requested: bool = False
+    paused: bool = False
+    paused_reason: str | None = None
+    max_concurrent_runs: int | None = None  # set live; None: the input's
+    max_failed_runs: int | None = None  # the failure budget; None: none
+    requeued: list[date] = field(default_factory=list)  # dates to run before `next_date`
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,34 @@ class CancelRequest:
     """The `cancel` signal: `user_id` is the API caller, or None for an operator."""
 
     user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PauseRequest:
+    """The `pause` signal: no run starts until `resume`; the runs in flight finish."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """The `resume` signal (no fields: it undoes a pause, whoever paused)."""
+
+
+@dataclass(frozen=True)
+class LimitsRequest:
+    """The `set_limits` signal: each field given replaces the live value."""
+
+    max_concurrent_runs: int | None = None
+    max_failed_runs: int | None = None
+    remove_failure_budget: bool = False
+
+
+@dataclass(frozen=True)
+class RetryRequest:
+    """The `retry` signal to a FAILED backfill: re-run its failed dates (all, or these)."""
+
+    data_dates: list[date] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +88,11 @@ class BackfillInput:
     run_policy: RunPolicy
     runs_per_workflow_run: int
     carried: Progress | None = None  # set when continued as new
+    # The record's control fields when it started (defaults: inputs from before they existed).
+    run_order: str = RunOrder.OLDEST_FIRST
+    max_failed_runs: int | None = None
+    paused: bool = False
+    paused_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,5 +6,6 @@ TEAM_ID = SearchAttributeKey.for_int("TeamId")
 TRANSFER_ID = SearchAttributeKey.for_int("TransferId")
 BACKFILL_ID = SearchAttributeKey.for_int("BackfillId")
 BACKFILL_STATUS = SearchAttributeKey.for_keyword("BackfillStatus")
+BACKFILL_PAUSED = SearchAttributeKey.for_bool("BackfillPaused")  # set once first paused
 
-ALL = (TEAM_ID, TRANSFER_ID, BACKFILL_ID, BACKFILL_STATUS)
+ALL = (TEAM_ID, TRANSFER_ID, BACKFILL_ID, BACKFILL_STATUS, BACKFILL_PAUSED)

@@ -19,10 +19,12 @@ from activities.inputs import (
     RECORD_MISSING,
     BackfillRef,
     CancelRecordInput,
+    ControlRecordInput,
     FailRunInput,
     PlanRunsInput,
     ReconcileInput,
     ReconcileResult,
+    RetryInput,
     TransferRunInput,
     TransferRunResult,
 )
@@ -57,6 +59,9 @@ class FakeRecord:
     runs: dict[date, RunStatus] = field(default_factory=dict)
     cancelled_by: list[int | None] = field(default_factory=list)
     failing_dates: set[date] = field(default_factory=set)
+    controls: list[ControlRecordInput] = field(default_factory=list)
+    started_order: list[date] = field(default_factory=list)
+    superseded: list[date] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     gates: dict[str, Gate] = field(default_factory=lambda: defaultdict(Gate))
 
@@ -105,6 +110,7 @@ class FakeRecord:
             return TransferRunResult(outcome=RunOutcome.SKIPPED)
         self.status = BackfillStatus.RUNNING
         self.runs[input.data_date] = RunStatus.RUNNING
+        self.started_order.append(input.data_date)
         await self._enter(f"run {input.data_date}")
         if input.data_date in self.failing_dates:
             raise ApplicationError("the source said no", type=PERMANENT_RUN_ERROR)
@@ -136,8 +142,29 @@ class FakeRecord:
         self.status = BackfillStatus.FAILED if failed else BackfillStatus.COMPLETED
         return self.status
 
+    @activity.defn(name="record_control")
+    async def record_control(self, input: ControlRecordInput) -> None:
+        await self._enter("record_control")
+        self.controls.append(input)
+
+    @activity.defn(name="prepare_retry")
+    async def prepare_retry(self, input: RetryInput) -> list[date]:
+        await self._enter("prepare_retry")
+        if self.status != BackfillStatus.FAILED:
+            return []
+        failed = [d for d, s in sorted(self.runs.items()) if s == RunStatus.FAILED]
+        dates = [d for d in failed if input.data_dates is None or d in input.data_dates]
+        for d in dates:
+            self.superseded.append(d)
+            self.runs[d] = RunStatus.CREATED
+        if dates:
+            self.status = BackfillStatus.RUNNING
+        return dates
+
     def activities(self) -> list[Any]:
         return [
+            self.record_control,
+            self.prepare_retry,
             self.plan_runs,
             self.mark_scheduled,
             self.run_transfer,

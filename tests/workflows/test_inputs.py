@@ -12,9 +12,16 @@ from temporal_client import backfill_input, reconciler_input
 from workflows.inputs import BackfillInput, RunPolicy
 from workflows.reconciler import ReconcilerInput
 
-# Fields with a default that is no setting's: the carried progress, and how many rounds the
-# reconciler runs before it continues as new.
-NOT_SETTINGS = {"carried", "rounds_per_run"}
+# Fields with a default that is no setting's: the carried progress, how many rounds the
+# reconciler runs before it continues as new, and the backfill record's control fields.
+NOT_SETTINGS = {
+    "carried",
+    "rounds_per_run",
+    "run_order",
+    "max_failed_runs",
+    "paused",
+    "paused_reason",
+}
 
 
 @pytest.mark.parametrize("input_type", [BackfillInput, RunPolicy, ReconcilerInput])
