@@ -27,7 +27,7 @@ from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
 from persistence.secret_box import SecretBox, UndecryptableSecret
-from statuses import QueryStatus, RunOutcome
+from statuses import QueryStatus, RunOutcome, RunStatus
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class TransferRunActivities:
             external_id=f"{info.workflow_id}/{info.activity_id}",
         )
         if started is None:
-            return TransferRunResult(outcome=RunOutcome.SKIPPED)
+            return self._recorded_outcome(input)
         if info.attempt == 1:
             metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
@@ -100,6 +100,22 @@ class TransferRunActivities:
             metrics.RUNS_COMPLETED.inc()
         metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
+
+    def _recorded_outcome(self, input: TransferRunInput) -> TransferRunResult:
+        """The outcome the record holds for a run that has ended already, not counted again.
+
+        An attempt that committed COMPLETED and then lost its worker is retried by Temporal:
+        the retry must report what the record says (COMPLETED, with its rows), or the
+        workflow's counts would call it skipped while the record says completed.
+        """
+        run = runs.get_run_for_worker(
+            db=self.db, backfill_id=input.backfill_id, data_date=input.data_date
+        )
+        if run.status == RunStatus.COMPLETED:
+            return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=run.total_rows)
+        if run.status == RunStatus.FAILED:
+            return TransferRunResult(outcome=RunOutcome.FAILED)
+        return TransferRunResult(outcome=RunOutcome.SKIPPED)
 
     def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
         """Extract and load; every error leaves as a ConnectorError with secrets redacted.

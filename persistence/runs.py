@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from persistence import statements
 from persistence.clock import utcnow
 from persistence.db import Database
+from persistence.errors import NotFoundError
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
 from statuses import BackfillStatus, RunStatus
@@ -265,6 +266,19 @@ def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[Ru
             assert backfill_id is not None
             reports[backfill_id].append(RunError(transfer_run_date=data_date, error=message))
     return reports
+
+
+def get_run_for_worker(*, db: Database, backfill_id: int, data_date: date) -> TransferRun:
+    """A backfill's run for `data_date`, whichever team's it is; NotFoundError if none."""
+    with db.read() as session:
+        run = session.exec(
+            select(TransferRun).where(
+                TransferRun.backfill_id == backfill_id, TransferRun.data_date == data_date
+            )
+        ).first()
+    if run is None:
+        raise NotFoundError(f"backfill {backfill_id} has no run for {data_date}")
+    return run
 
 
 def get_team_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:

@@ -1,0 +1,192 @@
+"""The transfer-run activity driven attempt by attempt, as Temporal would drive it, against a
+real service database (SQLite and PostgreSQL) and real connectors.
+
+Each attempt runs in `temporalio.testing.ActivityEnvironment` with the `activity.Info` a
+worker would give it (its attempt number, its timeouts); heartbeats are recorded."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from temporalio.testing import ActivityEnvironment
+
+from activities.inputs import TransferRunInput, TransferRunResult
+from activities.transfer_run import RunEnvironment, TransferRunActivities
+from connectors.egress import EgressPolicy
+from persistence import accounts, backfills, runs, transfers
+from persistence.db import Database
+from persistence.models import Backfill, Role, TransferRun
+from persistence.secret_box import SecretBox
+from statuses import RunOutcome, RunStatus
+
+DAY = date(2024, 6, 1)
+LOCAL_SERVERS = EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
+
+
+@dataclass
+class Attempt:
+    """One attempt of the run: its environment and the times its heartbeats arrived."""
+
+    environment: ActivityEnvironment
+    heartbeats: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """One backfill of one date, planned and scheduled, and the activity that runs it."""
+
+    db: Database
+    team_id: int
+    transfer_id: int
+    backfill_id: int
+    data_dir: Path
+    activities: TransferRunActivities
+
+    @property
+    def input(self) -> TransferRunInput:
+        return TransferRunInput(self.backfill_id, self.transfer_id, DAY, self.team_id)
+
+    def attempt(self, number: int, *, heartbeat_timeout: float = 30.0) -> Attempt:
+        environment = ActivityEnvironment()
+        now = datetime.now(UTC)
+        environment.info = replace(
+            environment.info,
+            activity_type="run_transfer",
+            activity_id="1",
+            workflow_id=f"backfill-{self.backfill_id}",
+            attempt=number,
+            current_attempt_scheduled_time=now,
+            started_time=now,
+            scheduled_time=now,
+            heartbeat_timeout=timedelta(seconds=heartbeat_timeout),
+            start_to_close_timeout=timedelta(minutes=10),
+            schedule_to_close_timeout=None,
+        )
+        attempt = Attempt(environment)
+        environment.on_heartbeat = lambda *_: attempt.heartbeats.append(time.monotonic())
+        return attempt
+
+    def run(self, attempt: Attempt) -> TransferRunResult:
+        return attempt.environment.run(self.activities.run_transfer, self.input)
+
+    def record(self) -> TransferRun:
+        return runs.get_run_for_worker(db=self.db, backfill_id=self.backfill_id, data_date=DAY)
+
+    def backfill(self) -> Backfill:
+        return backfills.get_backfill_for_worker(db=self.db, backfill_id=self.backfill_id)
+
+
+def new_run(
+    db: Database, data_dir: Path, source: dict[str, Any], destination: dict[str, Any]
+) -> Run:
+    team_id = accounts.create_team(db=db, name="activity tests")
+    user_id = accounts.create_user(
+        db=db, email=f"runner-{os.urandom(6).hex()}@example.com", team_id=team_id, role=Role.OWNER
+    )
+    transfer = transfers.create_transfer(
+        db=db,
+        team_id=team_id,
+        user_id=user_id,
+        display_name="activity test transfer",
+        source=source,
+        destination=destination,
+        max_concurrent_runs=1,
+    )
+    assert transfer.id is not None
+    backfill = backfills.create_backfill(
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer.id,
+        user_id=user_id,
+        range_start=DAY,
+        range_end=DAY,
+    )
+    assert backfill.id is not None
+    runs.plan_runs(db=db, backfill_id=backfill.id, first=DAY, last=DAY)
+    backfills.mark_scheduled(db=db, backfill_id=backfill.id)
+    environment = RunEnvironment(
+        data_dir=data_dir,
+        secret_box=SecretBox([Fernet.generate_key()]),
+        egress=LOCAL_SERVERS,
+    )
+    return Run(
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer.id,
+        backfill_id=backfill.id,
+        data_dir=data_dir,
+        activities=TransferRunActivities(db, environment),
+    )
+
+
+@pytest.fixture
+def make_run(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Run]]:
+    def make(
+        source: dict[str, Any] | None = None, destination: dict[str, Any] | None = None
+    ) -> Run:
+        return new_run(
+            Database(database_url),
+            tmp_path / "data",
+            source or {"type": "demo", "rows_per_day": 5},
+            destination or {"type": "sqlite"},
+        )
+
+    yield make
+
+
+def counters(backfill: Backfill) -> tuple[int, int, int, int]:
+    return (
+        backfill.transfer_runs_created,
+        backfill.transfer_runs_completed,
+        backfill.transfer_runs_failed,
+        backfill.transfer_runs_cancelled,
+    )
+
+
+# --- exactly-once counting -------------------------------------------------------------------
+
+
+def test_a_retry_of_a_run_that_committed_reports_it_completed_and_counts_it_once(
+    make_run: Callable[..., Run],
+) -> None:
+    run = make_run()
+    first = run.run(run.attempt(1))
+    assert first == TransferRunResult(outcome=RunOutcome.COMPLETED, rows=5)
+    after_first = counters(run.backfill())
+
+    # The worker died after the commit, before Temporal heard of it: attempt 2 comes.
+    retried = run.run(run.attempt(2))
+
+    assert retried == TransferRunResult(outcome=RunOutcome.COMPLETED, rows=5)
+    assert counters(run.backfill()) == after_first == (1, 1, 0, 0)
+    record = run.record()
+    assert (record.status, record.total_rows) == (RunStatus.COMPLETED, 5)
+
+
+def test_a_retry_of_a_run_that_failed_meanwhile_reports_it_failed(
+    make_run: Callable[..., Run],
+) -> None:
+    run = make_run()
+    assert runs.fail_run(db=run.db, backfill_id=run.backfill_id, data_date=DAY, message="gone")
+    before = counters(run.backfill())
+
+    retried = run.run(run.attempt(2))
+
+    assert retried.outcome == RunOutcome.FAILED
+    assert counters(run.backfill()) == before == (1, 0, 1, 0)
+
+
+def test_a_cancelled_run_is_skipped(make_run: Callable[..., Run]) -> None:
+    run = make_run()
+    backfills.cancel_backfill(db=run.db, backfill_id=run.backfill_id, user_id=None)
+
+    assert run.run(run.attempt(1)).outcome == RunOutcome.SKIPPED
+    assert run.record().status == RunStatus.CANCELLED
+    assert counters(run.backfill()) == (1, 0, 0, 1)
