@@ -3,6 +3,16 @@ run counters, and reads (a backfill's error report, its runs in flight).
 
 Each transition updates the run and its backfill's counters in one transaction, and only if
 the run was in the expected state: a retried activity can never count a run twice.
+
+Lock order, so that PostgreSQL cannot deadlock by construction: a transaction that writes a
+backfill's runs and the backfill row (its status or its counters) locks the backfill row
+first, by an UPDATE of it or `SELECT ... FOR UPDATE`, and only then the runs. plan_runs,
+complete_run and fail_run (`statements.LOCK_BACKFILL*`), begin_run while the backfill is not
+yet RUNNING (`MARK_BACKFILL_RUNNING` comes first), and persistence.backfills' cancel_backfill
+and close_abandoned_backfill all do. A transaction that locks one run row and nothing after
+it (begin_run of a RUNNING backfill, record_attempt_error) waits for nothing while it holds
+that lock, so it cannot close a cycle either. On SQLite, `BEGIN IMMEDIATE` serializes
+writers (persistence/db.py).
 """
 
 from collections import defaultdict
@@ -11,7 +21,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Update, func, update
+from sqlalchemy import Connection, CursorResult, Select, Update, func, update
 from sqlmodel import Session, col, select
 
 from persistence import statements
@@ -173,8 +183,8 @@ def begin_run(
     """Mark the run RUNNING; None when it must not run (cancelled, or already ended).
 
     A retried attempt finds its run RUNNING already and goes on. The backfill row is only
-    touched (and so locked) while it is still SCHEDULED, before the run: the same order as
-    cancel_backfill takes them in, so the two cannot deadlock on PostgreSQL.
+    touched (and so locked) while it is not yet RUNNING, before the run: the module's lock
+    order.
     """
     parameters = {
         "p_backfill_id": backfill_id,
@@ -204,7 +214,9 @@ def complete_run(
         "p_total_rows": total_rows,
         "p_query_details": query_details,
     }
-    return _end_run(db, statements.COMPLETE_RUN, parameters, completed=1)
+    return _end_run(
+        db, statements.LOCK_BACKFILL_OF_RUN, statements.COMPLETE_RUN, parameters, completed=1
+    )
 
 
 def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
@@ -215,7 +227,7 @@ def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -
         "p_now": utcnow(),
         "p_message": message,
     }
-    return _end_run(db, statements.FAIL_RUN, parameters, failed=1)
+    return _end_run(db, statements.LOCK_BACKFILL, statements.FAIL_RUN, parameters, failed=1)
 
 
 def record_attempt_error(
@@ -319,14 +331,17 @@ def list_runs(
 
 def _end_run(
     db: Database,
+    lock_backfill: Select[tuple[int]],
     statement: Update,
     parameters: dict[str, Any],
     *,
     completed: int = 0,
     failed: int = 0,
 ) -> bool:
-    """End the run with `statement` (guarded by the run's state) and count it, at once."""
+    """End the run with `statement` (guarded by the run's state) and count it, at once;
+    the run's backfill is locked first (`lock_backfill`), in the module's lock order."""
     with db.write_connection() as connection:
+        connection.execute(lock_backfill, parameters)
         ended = connection.execute(statement, parameters).first()
         if ended is None or ended[0] is None:
             return False
