@@ -9,6 +9,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from activities.inputs import (
     INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
@@ -56,9 +57,13 @@ class TransferRunActivities:
         of the service itself (its database down, say) is retried like a transient one; what
         the run reports of it is only "internal error" and the run's id, the detail (which
         may hold the service's SQL, parameters and hosts) goes to the worker's log.
+
+        Heartbeats come from a ticker thread for as long as the attempt works, so no blocking
+        step can outlast the heartbeat timeout.
         """
         try:
-            return self._run(input)
+            with heartbeating():
+                return self._run(input)
         except ApplicationError:
             raise
         except Exception as exc:
@@ -141,7 +146,6 @@ class TransferRunActivities:
                     egress=self.environment.egress,
                 )
                 extract = source.extract(input.data_date, context)
-                activity.heartbeat()
                 rows = destination.replace_partition(input.data_date, extract.records, context)
         except ConnectorError as exc:
             details = _redacted(exc.query_details, redact) if exc.query_details else None

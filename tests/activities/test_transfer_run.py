@@ -5,11 +5,14 @@ Each attempt runs in `temporalio.testing.ActivityEnvironment` with the `activity
 worker would give it (its attempt number, its timeouts); heartbeats are recorded."""
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from ipaddress import ip_network
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.inputs import TransferRunInput, TransferRunResult
 from activities.transfer_run import RunEnvironment, TransferRunActivities
 from connectors.egress import EgressPolicy
+from connectors.warehouse import DEFAULT_FILE, team_dir
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
 from persistence.models import Backfill, Role, TransferRun
 from persistence.secret_box import SecretBox
 from statuses import RunOutcome, RunStatus
+from tests.support import wait_for
 
 DAY = date(2024, 6, 1)
 LOCAL_SERVERS = EgressPolicy(allowed_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")))
@@ -81,6 +86,15 @@ class Run:
 
     def backfill(self) -> Backfill:
         return backfills.get_backfill_for_worker(db=self.db, backfill_id=self.backfill_id)
+
+    def running(self, attempt: int) -> bool:
+        record = self.record()
+        return record.status == RunStatus.RUNNING and record.attempts == attempt
+
+    @property
+    def warehouse(self) -> Path:
+        """The team's SQLite warehouse, which the `sqlite` destination writes by default."""
+        return team_dir(self.data_dir, self.team_id) / DEFAULT_FILE
 
 
 def new_run(
@@ -190,3 +204,41 @@ def test_a_cancelled_run_is_skipped(make_run: Callable[..., Run]) -> None:
     assert run.run(run.attempt(1)).outcome == RunOutcome.SKIPPED
     assert run.record().status == RunStatus.CANCELLED
     assert counters(run.backfill()) == (1, 0, 0, 1)
+
+
+# --- heartbeats while the work blocks -----------------------------------------------------------
+
+HEARTBEAT_TIMEOUT = 1.5
+LOCK_HELD = 2 * HEARTBEAT_TIMEOUT
+
+
+def test_heartbeats_keep_coming_while_the_load_waits_for_the_destination_lock(
+    make_run: Callable[..., Run],
+) -> None:
+    """The load waits twice the heartbeat timeout for SQLite's write lock on the team's
+    warehouse (another writer holds it): heartbeats never pause that long meanwhile, so
+    Temporal would not time the attempt out and start a second one beside it."""
+    run = make_run()
+    attempt = run.attempt(1, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    run.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    other_writer = sqlite3.connect(run.warehouse, isolation_level=None)
+    try:
+        other_writer.execute("PRAGMA journal_mode=WAL")
+        other_writer.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            result = pool.submit(run.run, attempt)
+            wait_for(lambda: run.running(1), timeout=10, interval=0.01)
+            blocked_from = time.monotonic()
+            time.sleep(LOCK_HELD)
+            blocked_until = time.monotonic()
+            other_writer.execute("ROLLBACK")
+            assert result.result(timeout=30) == TransferRunResult(RunOutcome.COMPLETED, rows=5)
+    finally:
+        other_writer.close()
+
+    beats = [t for t in attempt.heartbeats if blocked_from <= t <= blocked_until]
+    moments = [blocked_from, *beats, blocked_until]
+    longest_pause = max(later - earlier for earlier, later in pairwise(moments))
+    assert longest_pause < HEARTBEAT_TIMEOUT, (longest_pause, len(beats))
+    record = run.record()
+    assert (record.status, record.attempts) == (RunStatus.COMPLETED, 1)
