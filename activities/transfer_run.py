@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -13,13 +14,14 @@ from activities.heartbeats import heartbeating
 from activities.inputs import (
     INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
+    SUPERSEDED_ATTEMPT_ERROR,
     TRANSIENT_RUN_ERROR,
     TransferRunInput,
     TransferRunResult,
 )
-from connectors.base import QueryDetail, RunContext
+from connectors.base import Fence, QueryDetail, RunContext
 from connectors.egress import EgressPolicy
-from connectors.errors import ConnectorError, PermanentError, TransientError
+from connectors.errors import AttemptSuperseded, ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
 from connectors.secrets import IN_FLIGHT, Redactor, references, resolve
 from connectors.warehouse import team_dir
@@ -27,6 +29,7 @@ from observability import worker_metrics as metrics
 from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
+from persistence.runs import StartedRun
 from persistence.secret_box import SecretBox, UndecryptableSecret
 from statuses import QueryStatus, RunOutcome, RunStatus
 
@@ -59,13 +62,20 @@ class TransferRunActivities:
         may hold the service's SQL, parameters and hosts) goes to the worker's log.
 
         Heartbeats come from a ticker thread for as long as the attempt works, so no blocking
-        step can outlast the heartbeat timeout.
+        step can outlast the heartbeat timeout. An attempt that Temporal gave up on anyway,
+        and that finds a newer attempt has begun the run, commits nothing and ends with the
+        non-retryable SUPERSEDED_ATTEMPT_ERROR (Temporal ignores that attempt's result).
         """
         try:
             with heartbeating():
                 return self._run(input)
         except ApplicationError:
             raise
+        except AttemptSuperseded as exc:
+            activity.logger.info("the run attempt stopped: %s", exc)
+            raise ApplicationError(
+                str(exc), type=SUPERSEDED_ATTEMPT_ERROR, non_retryable=True
+            ) from None
         except Exception as exc:
             activity.logger.exception("the transfer run failed: %s", type(exc).__name__)
             raise ApplicationError(
@@ -88,23 +98,62 @@ class TransferRunActivities:
             metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
         try:
-            rows, details = self._move(input)
+            rows, details = self._move(input, self._fence(started))
         except ConnectorError as exc:
             duration = time.monotonic() - attempt_started
             metrics.RUN_DURATION.labels("failed").observe(duration)
             metrics.RUN_ATTEMPT_FAILURES.labels("transient" if exc.retryable else "permanent").inc()
-            self._record_failure(started.run_id, exc, duration)
+            self._record_failure(started, exc, duration)
             raise ApplicationError(
                 str(exc),
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,
                 non_retryable=not exc.retryable,
             ) from None
-        if runs.complete_run(
-            db=self.db, run_id=started.run_id, total_rows=rows, query_details=details
-        ):
-            metrics.RUNS_COMPLETED.inc()
+        completed = runs.complete_run(
+            db=self.db,
+            run_id=started.run_id,
+            attempt=started.attempt,
+            total_rows=rows,
+            query_details=details,
+        )
+        if not completed:
+            return self._completion_refused(input, started)
+        metrics.RUNS_COMPLETED.inc()
         metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
+
+    def _fence(self, started: StartedRun) -> Fence:
+        """The connectors' `still_current` for this attempt (see connectors/base.py)."""
+
+        def still_current() -> None:
+            try:
+                current = runs.is_current_attempt(
+                    db=self.db, run_id=started.run_id, attempt=started.attempt
+                )
+            except SQLAlchemyError as exc:  # the service's own error, not the destination's
+                raise FenceUnknown(type(exc).__name__) from exc
+            if not current:
+                raise AttemptSuperseded(
+                    f"attempt {started.attempt} of run {started.run_id} was superseded by a "
+                    "newer attempt, or the run ended; it commits nothing"
+                )
+
+        return still_current
+
+    def _completion_refused(
+        self, input: TransferRunInput, started: StartedRun
+    ) -> TransferRunResult:
+        """complete_run refused: a newer attempt has begun the run, or the record has ended
+        (by this very attempt, when its commit's answer was lost and the call retried)."""
+        run = runs.get_run_for_worker(
+            db=self.db, backfill_id=input.backfill_id, data_date=input.data_date
+        )
+        if run.attempts != started.attempt or run.status == RunStatus.RUNNING:
+            raise AttemptSuperseded(
+                f"attempt {started.attempt} of run {started.run_id} was superseded by attempt "
+                f"{run.attempts}"
+            )
+        return self._recorded_outcome(input)
 
     def _recorded_outcome(self, input: TransferRunInput) -> TransferRunResult:
         """The outcome the record holds for a run that has ended already, not counted again.
@@ -122,7 +171,7 @@ class TransferRunActivities:
             return TransferRunResult(outcome=RunOutcome.FAILED)
         return TransferRunResult(outcome=RunOutcome.SKIPPED)
 
-    def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
+    def _move(self, input: TransferRunInput, fence: Fence) -> tuple[int, list[dict[str, object]]]:
         """Extract and load; every error leaves as a ConnectorError with secrets redacted.
 
         An error no connector foresaw is logged here with its detail and reported to the
@@ -144,9 +193,12 @@ class TransferRunActivities:
                     transfer_id=input.transfer_id,
                     heartbeat=activity.heartbeat,
                     egress=self.environment.egress,
+                    still_current=fence,
                 )
                 extract = source.extract(input.data_date, context)
                 rows = destination.replace_partition(input.data_date, extract.records, context)
+        except AttemptSuperseded:
+            raise
         except ConnectorError as exc:
             details = _redacted(exc.query_details, redact) if exc.query_details else None
             raise type(exc)(redact(str(exc)), query_details=details) from None
@@ -192,7 +244,7 @@ class TransferRunActivities:
             self._transfers[transfer_id] = transfer
         return transfer
 
-    def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
+    def _record_failure(self, started: StartedRun, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [
             QueryDetail(
                 status=QueryStatus.FAILED, rows=0, duration=duration, error_description=str(error)
@@ -200,10 +252,16 @@ class TransferRunActivities:
         ]
         runs.record_attempt_error(
             db=self.db,
-            run_id=run_id,
+            run_id=started.run_id,
+            attempt=started.attempt,
             message=str(error),
             query_details=[asdict(detail) for detail in details],
         )
+
+
+class FenceUnknown(Exception):
+    """The fence could not read the run's record: the load rolls back, the attempt fails as
+    an internal error (never as the destination's)."""
 
 
 def _run_ref() -> str:

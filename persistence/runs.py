@@ -182,6 +182,8 @@ def begin_run(
 ) -> StartedRun | None:
     """Mark the run RUNNING; None when it must not run (cancelled, or already ended).
 
+    Each attempt records its number on the run (`attempts`) before it writes anything:
+    an older attempt still running somewhere then fails `is_current_attempt`, its fence.
     A retried attempt finds its run RUNNING already and goes on. The backfill row is only
     touched (and so locked) while it is not yet RUNNING, before the run: the module's lock
     order.
@@ -205,11 +207,18 @@ def begin_run(
 
 
 def complete_run(
-    *, db: Database, run_id: int, total_rows: int, query_details: list[dict[str, Any]]
+    *,
+    db: Database,
+    run_id: int,
+    attempt: int,
+    total_rows: int,
+    query_details: list[dict[str, Any]],
 ) -> bool:
-    """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING."""
+    """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING or a newer
+    attempt than `attempt` has begun it (see `is_current_attempt`)."""
     parameters = {
         "p_run_id": run_id,
+        "p_attempt": attempt,
         "p_now": utcnow(),
         "p_total_rows": total_rows,
         "p_query_details": query_details,
@@ -231,15 +240,35 @@ def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -
 
 
 def record_attempt_error(
-    *, db: Database, run_id: int, message: str, query_details: list[dict[str, Any]]
+    *, db: Database, run_id: int, attempt: int, message: str, query_details: list[dict[str, Any]]
 ) -> None:
-    """Note why an attempt failed, so callers see it while the run is retried and after."""
+    """Note why an attempt failed, so callers see it while the run is retried and after;
+    an attempt that a newer one has replaced notes nothing."""
     with db.write() as session:
         session.execute(
             update(TransferRun)
-            .where(col(TransferRun.id) == run_id, col(TransferRun.status) == RunStatus.RUNNING)
+            .where(
+                col(TransferRun.id) == run_id,
+                col(TransferRun.status) == RunStatus.RUNNING,
+                col(TransferRun.attempts) == attempt,
+            )
             .values(message=message, query_details=query_details)
         )
+
+
+def is_current_attempt(*, db: Database, run_id: int, attempt: int) -> bool:
+    """Whether `attempt` may still write for the run: the run is RUNNING and no newer
+    attempt has begun it (begin_run records each attempt's number before it writes).
+
+    An attempt Temporal timed out may still be running on some worker; this is the fence
+    it checks before committing its load, and complete_run checks it again."""
+    with db.read() as session:
+        found = session.exec(
+            select(col(TransferRun.status), col(TransferRun.attempts)).where(
+                TransferRun.id == run_id
+            )
+        ).first()
+    return found is not None and tuple(found) == (RunStatus.RUNNING, attempt)
 
 
 def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:

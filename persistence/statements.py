@@ -71,7 +71,11 @@ RETRY_RUN = (
 
 COMPLETE_RUN = (
     update(runs_table)
-    .where(_runs.id == bindparam("p_run_id"), _runs.status == RunStatus.RUNNING)
+    .where(
+        _runs.id == bindparam("p_run_id"),
+        _runs.status == RunStatus.RUNNING,
+        _runs.attempts == bindparam("p_attempt"),
+    )
     .values(
         status=RunStatus.COMPLETED,
         ended_time=bindparam("p_now"),

@@ -6,7 +6,9 @@ worker would give it (its attempt number, its timeouts); heartbeats are recorded
 
 import os
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -18,9 +20,10 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.inputs import TransferRunInput, TransferRunResult
+from activities.inputs import SUPERSEDED_ATTEMPT_ERROR, TransferRunInput, TransferRunResult
 from activities.transfer_run import RunEnvironment, TransferRunActivities
 from connectors.egress import EgressPolicy
 from connectors.warehouse import DEFAULT_FILE, team_dir
@@ -29,6 +32,8 @@ from persistence.db import Database
 from persistence.models import Backfill, Role, TransferRun
 from persistence.secret_box import SecretBox
 from statuses import RunOutcome, RunStatus
+from tests.connectors.http_server import Reply, json_reply, serve
+from tests.scratch_postgres import query, scratch_database
 from tests.support import wait_for
 
 DAY = date(2024, 6, 1)
@@ -242,3 +247,81 @@ def test_heartbeats_keep_coming_while_the_load_waits_for_the_destination_lock(
     assert longest_pause < HEARTBEAT_TIMEOUT, (longest_pause, len(beats))
     record = run.record()
     assert (record.status, record.attempts) == (RunStatus.COMPLETED, 1)
+
+
+# --- the fence: an attempt Temporal gave up on commits nothing ----------------------------------
+
+FIRST_ROWS = [{"version": 1, "n": n} for n in range(3)]
+SECOND_ROWS = [{"version": 2, "n": n} for n in range(2)]
+
+
+@pytest.fixture(scope="module")
+def postgres_warehouse() -> Iterator[str]:
+    with scratch_database("backfills_fence") as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Sink:
+    """A destination spec and a way to read back what it holds for DAY."""
+
+    spec: dict[str, Any]
+    rows: Callable[[Run], list[tuple[object, ...]]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sink(request: pytest.FixtureRequest) -> Sink:
+    if request.param == "sqlite":
+
+        def sqlite_rows(run: Run) -> list[tuple[object, ...]]:
+            with sqlite3.connect(run.warehouse) as connection:
+                return connection.execute(
+                    f"SELECT version, n FROM transfer_{run.transfer_id} "
+                    "WHERE data_date = ? ORDER BY n",
+                    (DAY.isoformat(),),
+                ).fetchall()
+
+        return Sink({"type": "sqlite"}, sqlite_rows)
+    url = request.getfixturevalue("postgres_warehouse")
+    table = f"fenced_{uuid.uuid4().hex[:8]}"
+
+    def postgres_rows(run: Run) -> list[tuple[object, ...]]:
+        return query(url, f"SELECT version, n FROM {table} WHERE data_date = %s ORDER BY n", (DAY,))
+
+    return Sink({"type": "postgresql", "url": url, "table": table}, postgres_rows)
+
+
+def test_an_attempt_replaced_by_a_newer_one_rolls_its_load_back(
+    make_run: Callable[..., Run], sink: Sink
+) -> None:
+    """Attempt 1 is stuck fetching its rows long enough for Temporal to start attempt 2,
+    which loads newer rows and completes. When attempt 1 comes back and loads, its fence
+    (checked under the destination's lock, before committing) finds attempt 2 recorded:
+    it rolls back, so the destination keeps attempt 2's rows and the record attempt 2's."""
+    released = threading.Event()
+    with serve() as server:
+        server.route(
+            f"/rows/{DAY.isoformat()}",
+            Reply(body=json_reply(FIRST_ROWS).body, wait_for=released),
+            json_reply(SECOND_ROWS),
+        )
+        source = {"type": "http", "url": f"{server.base_url}/rows/{{data_date}}"}
+        run = make_run(source, sink.spec)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(run.run, run.attempt(1))
+            wait_for(lambda: server.requests_to(f"/rows/{DAY.isoformat()}"), timeout=10)
+            assert run.running(1)
+
+            second = run.run(run.attempt(2))
+
+            assert second == TransferRunResult(RunOutcome.COMPLETED, rows=2)
+            assert sink.rows(run) == [(2, 0), (2, 1)]
+            released.set()
+            zombie = first.exception(timeout=30)
+
+    assert sink.rows(run) == [(2, 0), (2, 1)]
+    assert isinstance(zombie, ApplicationError), zombie
+    assert (zombie.type, zombie.non_retryable) == (SUPERSEDED_ATTEMPT_ERROR, True)
+    record = run.record()
+    assert (record.status, record.attempts, record.total_rows) == (RunStatus.COMPLETED, 2, 2)
+    assert counters(run.backfill()) == (1, 1, 0, 0)

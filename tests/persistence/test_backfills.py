@@ -118,7 +118,13 @@ def plan(owner: Owner, backfill: Backfill) -> int:
 
 
 def complete(owner: Owner, started: StartedRun) -> bool:
-    return runs.complete_run(db=owner.db, run_id=started.run_id, total_rows=3, query_details=[])
+    return runs.complete_run(
+        db=owner.db,
+        run_id=started.run_id,
+        attempt=started.attempt,
+        total_rows=3,
+        query_details=[],
+    )
 
 
 def fail(owner: Owner, backfill: Backfill, data_date: date) -> bool:
@@ -345,6 +351,33 @@ def test_complete_run_counts_once_when_called_twice(owner: Owner) -> None:
     after = owner.reload(backfill)
     assert after.transfer_runs_completed == 1
     assert after.transfer_runs_failed == 0
+
+
+def test_a_newer_attempt_fences_the_older_one_out(owner: Owner) -> None:
+    backfill = owner.create(day(0), day(0))
+    plan(owner, backfill)
+    older = begin(owner, backfill, day(0))
+    assert older is not None
+    assert backfill.id is not None
+    newer = runs.begin_run(
+        db=owner.db,
+        backfill_id=backfill.id,
+        data_date=day(0),
+        queued_time=datetime.now(UTC),
+        attempt=2,
+        external_id="test/retry",
+    )
+    assert newer is not None and newer.run_id == older.run_id
+
+    assert not runs.is_current_attempt(db=owner.db, run_id=older.run_id, attempt=1)
+    assert runs.is_current_attempt(db=owner.db, run_id=newer.run_id, attempt=2)
+    assert complete(owner, older) is False
+    assert complete(owner, newer) is True
+    assert not runs.is_current_attempt(db=owner.db, run_id=newer.run_id, attempt=2)  # ended
+    after = owner.reload(backfill)
+    assert after.transfer_runs_completed == 1
+    [run] = owner.runs_of(backfill)
+    assert (run.status, run.attempts) == (RunStatus.COMPLETED, 2)
 
 
 def test_fail_run_counts_once_when_called_twice(owner: Owner) -> None:
