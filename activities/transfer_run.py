@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bookkeeping import retried
 from activities.heartbeats import heartbeating
 from activities.inputs import (
     INTERNAL_RUN_ERROR,
@@ -59,7 +60,9 @@ class TransferRunActivities:
         crash between the write and the status update leaves one copy of the rows. A failure
         of the service itself (its database down, say) is retried like a transient one; what
         the run reports of it is only "internal error" and the run's id, the detail (which
-        may hold the service's SQL, parameters and hosts) goes to the worker's log.
+        may hold the service's SQL, parameters and hosts) goes to the worker's log. A blip of
+        the service database does not get that far: every call to it is `retried` within the
+        attempt (activities/bookkeeping.py), so it costs no attempt of the run.
 
         Heartbeats come from a ticker thread for as long as the attempt works, so no blocking
         step can outlast the heartbeat timeout. An attempt that Temporal gave up on anyway,
@@ -84,7 +87,8 @@ class TransferRunActivities:
 
     def _run(self, input: TransferRunInput) -> TransferRunResult:
         info = activity.info()
-        started = runs.begin_run(
+        started = retried(
+            runs.begin_run,
             db=self.db,
             backfill_id=input.backfill_id,
             data_date=input.data_date,
@@ -109,7 +113,8 @@ class TransferRunActivities:
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,
                 non_retryable=not exc.retryable,
             ) from None
-        completed = runs.complete_run(
+        completed = retried(
+            runs.complete_run,
             db=self.db,
             run_id=started.run_id,
             attempt=started.attempt,
@@ -127,8 +132,11 @@ class TransferRunActivities:
 
         def still_current() -> None:
             try:
-                current = runs.is_current_attempt(
-                    db=self.db, run_id=started.run_id, attempt=started.attempt
+                current = retried(
+                    runs.is_current_attempt,
+                    db=self.db,
+                    run_id=started.run_id,
+                    attempt=started.attempt,
                 )
             except SQLAlchemyError as exc:  # the service's own error, not the destination's
                 raise FenceUnknown(type(exc).__name__) from exc
@@ -145,8 +153,11 @@ class TransferRunActivities:
     ) -> TransferRunResult:
         """complete_run refused: a newer attempt has begun the run, or the record has ended
         (by this very attempt, when its commit's answer was lost and the call retried)."""
-        run = runs.get_run_for_worker(
-            db=self.db, backfill_id=input.backfill_id, data_date=input.data_date
+        run = retried(
+            runs.get_run_for_worker,
+            db=self.db,
+            backfill_id=input.backfill_id,
+            data_date=input.data_date,
         )
         if run.attempts != started.attempt or run.status == RunStatus.RUNNING:
             raise AttemptSuperseded(
@@ -162,8 +173,11 @@ class TransferRunActivities:
         the retry must report what the record says (COMPLETED, with its rows), or the
         workflow's counts would call it skipped while the record says completed.
         """
-        run = runs.get_run_for_worker(
-            db=self.db, backfill_id=input.backfill_id, data_date=input.data_date
+        run = retried(
+            runs.get_run_for_worker,
+            db=self.db,
+            backfill_id=input.backfill_id,
+            data_date=input.data_date,
         )
         if run.status == RunStatus.COMPLETED:
             return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=run.total_rows)
@@ -223,8 +237,12 @@ class TransferRunActivities:
             if name in environment.environ
         }
         try:
-            team_values = secrets.secret_values(
-                db=self.db, box=environment.secret_box, team_id=transfer.team_id, names=names
+            team_values = retried(
+                secrets.secret_values,
+                db=self.db,
+                box=environment.secret_box,
+                team_id=transfer.team_id,
+                names=names,
             )
         except UndecryptableSecret as exc:
             raise PermanentError(
@@ -238,7 +256,9 @@ class TransferRunActivities:
         it is created (there is no update; removal keeps the record)."""
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
-            transfer = transfers.get_transfer_for_worker(db=self.db, transfer_id=transfer_id)
+            transfer = retried(
+                transfers.get_transfer_for_worker, db=self.db, transfer_id=transfer_id
+            )
             if len(self._transfers) >= 1024:
                 self._transfers.clear()
             self._transfers[transfer_id] = transfer
@@ -250,7 +270,8 @@ class TransferRunActivities:
                 status=QueryStatus.FAILED, rows=0, duration=duration, error_description=str(error)
             )
         ]
-        runs.record_attempt_error(
+        retried(
+            runs.record_attempt_error,
             db=self.db,
             run_id=started.run_id,
             attempt=started.attempt,

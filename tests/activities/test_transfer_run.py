@@ -4,6 +4,7 @@ real service database (SQLite and PostgreSQL) and real connectors.
 Each attempt runs in `temporalio.testing.ActivityEnvironment` with the `activity.Info` a
 worker would give it (its attempt number, its timeouts); heartbeats are recorded."""
 
+import logging
 import os
 import sqlite3
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -29,11 +32,12 @@ from connectors.egress import EgressPolicy
 from connectors.warehouse import DEFAULT_FILE, team_dir
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
+from persistence.migrate import upgrade
 from persistence.models import Backfill, Role, TransferRun
 from persistence.secret_box import SecretBox
 from statuses import RunOutcome, RunStatus
 from tests.connectors.http_server import Reply, json_reply, serve
-from tests.scratch_postgres import query, scratch_database
+from tests.scratch_postgres import admin_url_or_skip, query, scratch_database
 from tests.support import wait_for
 
 DAY = date(2024, 6, 1)
@@ -325,3 +329,102 @@ def test_an_attempt_replaced_by_a_newer_one_rolls_its_load_back(
     record = run.record()
     assert (record.status, record.attempts, record.total_rows) == (RunStatus.COMPLETED, 2, 2)
     assert counters(run.backfill()) == (1, 1, 0, 0)
+
+
+# --- the service database failing for a moment ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A service database of the test's own, which `begin()` takes away until `end()`."""
+
+    url: str
+    begin: Callable[[], None]
+    end: Callable[[], None]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
+    """SQLite: another connection holds the write lock, and the service's connections give
+    up after 0.2 s instead of 30 (they then say "database is locked", as after 30 s).
+    PostgreSQL: the database refuses connections and its sessions are terminated."""
+    if request.param == "sqlite":
+        path = tmp_path / "backfills.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        engine = Database(url).engine
+        engine.dispose()
+
+        @event.listens_for(engine, "connect")
+        def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA busy_timeout=200")
+
+        holder = sqlite3.connect(path, isolation_level=None)
+
+        def take_the_lock() -> None:
+            holder.execute("BEGIN IMMEDIATE")
+
+        def release_it() -> None:
+            holder.execute("ROLLBACK")
+
+        try:
+            yield Outage(url, begin=take_the_lock, end=release_it)
+        finally:
+            holder.close()
+            engine.dispose()
+        return
+    admin = admin_url_or_skip()
+    with scratch_database("backfills_outage") as url:
+        upgrade(url)
+        name = make_url(url).database
+
+        def begin() -> None:
+            query(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            query(
+                admin,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+
+        def end() -> None:
+            query(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+        try:
+            yield Outage(url, begin=begin, end=end)
+        finally:
+            end()
+            Database(url).engine.dispose()
+
+
+def test_a_service_database_outage_during_a_run_costs_no_attempt(
+    outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service database is away when the attempt begins, and again while it extracts:
+    the attempt waits both out and completes, as attempt 1, with no error message."""
+    demo = {"type": "demo", "rows_per_day": 5, "latency_ms": 1500}
+    run = new_run(Database(outage.url), tmp_path / "data", demo, {"type": "sqlite"})
+    with (
+        caplog.at_level(logging.WARNING, logger="temporalio.activity"),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        outage.begin()
+        result = pool.submit(run.run, run.attempt(1))
+        time.sleep(1.0)
+        outage.end()
+        wait_for(lambda: result.done() or run.running(1), timeout=30, interval=0.02)
+        outage.begin()
+        time.sleep(2.5)
+        outage.end()
+        outcome = result.result(timeout=60)
+
+    assert outcome == TransferRunResult(RunOutcome.COMPLETED, rows=5)
+    record = run.record()
+    assert (record.status, record.attempts, record.message) == (RunStatus.COMPLETED, 1, "")
+    assert counters(run.backfill()) == (1, 1, 0, 0)
+    retried = {  # the persistence functions the attempt had to retry
+        str(r.args[1])
+        for r in caplog.records
+        if isinstance(r.args, tuple) and str(r.msg).startswith("the service database failed")
+    }
+    assert "begin_run" in retried, retried
+    assert retried & {"is_current_attempt", "complete_run"}, retried
