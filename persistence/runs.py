@@ -310,11 +310,14 @@ def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[Ru
 
 
 def get_run_for_worker(*, db: Database, backfill_id: int, data_date: date) -> TransferRun:
-    """A backfill's run for `data_date`, whichever team's it is; NotFoundError if none."""
+    """A backfill's current run for `data_date` (not a superseded one of a retried date),
+    whichever team's it is; NotFoundError if none."""
     with db.read() as session:
         run = session.exec(
             select(TransferRun).where(
-                TransferRun.backfill_id == backfill_id, TransferRun.data_date == data_date
+                TransferRun.backfill_id == backfill_id,
+                TransferRun.data_date == data_date,
+                col(TransferRun.superseded_time).is_(None),
             )
         ).first()
     if run is None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
@@ -378,6 +379,31 @@ def test_a_newer_attempt_fences_the_older_one_out(owner: Owner) -> None:
     assert after.transfer_runs_completed == 1
     [run] = owner.runs_of(backfill)
     assert (run.status, run.attempts) == (RunStatus.COMPLETED, 2)
+
+
+def test_the_worker_reads_the_current_run_of_a_date_not_a_superseded_one(owner: Owner) -> None:
+    backfill = owner.create(day(0), day(0))
+    plan(owner, backfill)
+    assert fail(owner, backfill, day(0))
+    assert backfill.id is not None
+    with owner.db.write() as session:  # as a retry of the date does: the failed run stays
+        [failed] = session.exec(select(TransferRun).where(TransferRun.backfill_id == backfill.id))
+        failed.superseded_time = datetime.now(UTC)
+        session.add(failed)
+        session.flush()
+        session.add(
+            TransferRun(
+                team_id=owner.team_id,
+                transfer_id=owner.transfer_id,
+                backfill_id=backfill.id,
+                data_date=day(0),
+                created_time=datetime.now(UTC),
+            )
+        )
+
+    current = runs.get_run_for_worker(db=owner.db, backfill_id=backfill.id, data_date=day(0))
+
+    assert (current.status, current.superseded_time) == (RunStatus.CREATED, None)
 
 
 def test_fail_run_counts_once_when_called_twice(owner: Owner) -> None:
