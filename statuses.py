@@ -58,7 +58,7 @@ class RunOutcome(StrEnum):
 
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
-    SKIPPED = "SKIPPED"  # cancelled before it started, or ended by an earlier attempt
+    SKIPPED = "SKIPPED"  # cancelled before it started: it never ran
 
 
 class RunOrder(StrEnum):

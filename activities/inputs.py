@@ -66,6 +66,8 @@ PERMANENT_RUN_ERROR = "PermanentRunError"
 TRANSIENT_RUN_ERROR = "TransientRunError"
 INTERNAL_RUN_ERROR = "InternalRunError"  # the service failed, not the connector: retried
 RECORD_MISSING = "BackfillRecordMissing"  # a bookkeeping activity found no backfill: final
+# A newer attempt of the run has begun (Temporal gave up on this one): it commits nothing.
+SUPERSEDED_ATTEMPT_ERROR = "SupersededAttemptError"
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,23 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bookkeeping import retried
+from activities.heartbeats import heartbeating
 from activities.inputs import (
     INTERNAL_RUN_ERROR,
     PERMANENT_RUN_ERROR,
+    SUPERSEDED_ATTEMPT_ERROR,
     TRANSIENT_RUN_ERROR,
     TransferRunInput,
     TransferRunResult,
 )
-from connectors.base import QueryDetail, RunContext
+from connectors.base import Fence, QueryDetail, RunContext
 from connectors.egress import EgressPolicy
-from connectors.errors import ConnectorError, PermanentError, TransientError
+from connectors.errors import AttemptSuperseded, ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
 from connectors.secrets import IN_FLIGHT, Redactor, references, resolve
 from connectors.warehouse import team_dir
@@ -26,8 +30,9 @@ from observability import worker_metrics as metrics
 from persistence import runs, secrets, transfers
 from persistence.db import Database
 from persistence.models import Transfer
+from persistence.runs import StartedRun
 from persistence.secret_box import SecretBox, UndecryptableSecret
-from statuses import QueryStatus, RunOutcome
+from statuses import QueryStatus, RunOutcome, RunStatus
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,25 @@ class TransferRunActivities:
         crash between the write and the status update leaves one copy of the rows. A failure
         of the service itself (its database down, say) is retried like a transient one; what
         the run reports of it is only "internal error" and the run's id, the detail (which
-        may hold the service's SQL, parameters and hosts) goes to the worker's log.
+        may hold the service's SQL, parameters and hosts) goes to the worker's log. A blip of
+        the service database does not get that far: every call to it is `retried` within the
+        attempt (activities/bookkeeping.py), so it costs no attempt of the run.
+
+        Heartbeats come from a ticker thread for as long as the attempt works, so no blocking
+        step can outlast the heartbeat timeout. An attempt that Temporal gave up on anyway,
+        and that finds a newer attempt has begun the run, commits nothing and ends with the
+        non-retryable SUPERSEDED_ATTEMPT_ERROR (Temporal ignores that attempt's result).
         """
         try:
-            return self._run(input)
+            with heartbeating():
+                return self._run(input)
         except ApplicationError:
             raise
+        except AttemptSuperseded as exc:
+            activity.logger.info("the run attempt stopped: %s", exc)
+            raise ApplicationError(
+                str(exc), type=SUPERSEDED_ATTEMPT_ERROR, non_retryable=True
+            ) from None
         except Exception as exc:
             activity.logger.exception("the transfer run failed: %s", type(exc).__name__)
             raise ApplicationError(
@@ -69,7 +87,8 @@ class TransferRunActivities:
 
     def _run(self, input: TransferRunInput) -> TransferRunResult:
         info = activity.info()
-        started = runs.begin_run(
+        started = retried(
+            runs.begin_run,
             db=self.db,
             backfill_id=input.backfill_id,
             data_date=input.data_date,
@@ -78,30 +97,95 @@ class TransferRunActivities:
             external_id=f"{info.workflow_id}/{info.activity_id}",
         )
         if started is None:
-            return TransferRunResult(outcome=RunOutcome.SKIPPED)
+            return self._recorded_outcome(input)
         if info.attempt == 1:
             metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
         try:
-            rows, details = self._move(input)
+            rows, details = self._move(input, self._fence(started))
         except ConnectorError as exc:
             duration = time.monotonic() - attempt_started
             metrics.RUN_DURATION.labels("failed").observe(duration)
             metrics.RUN_ATTEMPT_FAILURES.labels("transient" if exc.retryable else "permanent").inc()
-            self._record_failure(started.run_id, exc, duration)
+            self._record_failure(started, exc, duration)
             raise ApplicationError(
                 str(exc),
                 type=TRANSIENT_RUN_ERROR if exc.retryable else PERMANENT_RUN_ERROR,
                 non_retryable=not exc.retryable,
             ) from None
-        if runs.complete_run(
-            db=self.db, run_id=started.run_id, total_rows=rows, query_details=details
-        ):
-            metrics.RUNS_COMPLETED.inc()
+        completed = retried(
+            runs.complete_run,
+            db=self.db,
+            run_id=started.run_id,
+            attempt=started.attempt,
+            total_rows=rows,
+            query_details=details,
+        )
+        if not completed:
+            return self._completion_refused(input, started)
+        metrics.RUNS_COMPLETED.inc()
         metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
 
-    def _move(self, input: TransferRunInput) -> tuple[int, list[dict[str, object]]]:
+    def _fence(self, started: StartedRun) -> Fence:
+        """The connectors' `still_current` for this attempt (see connectors/base.py)."""
+
+        def still_current() -> None:
+            try:
+                current = retried(
+                    runs.is_current_attempt,
+                    db=self.db,
+                    run_id=started.run_id,
+                    attempt=started.attempt,
+                )
+            except SQLAlchemyError as exc:  # the service's own error, not the destination's
+                raise FenceUnknown(type(exc).__name__) from exc
+            if not current:
+                raise AttemptSuperseded(
+                    f"attempt {started.attempt} of run {started.run_id} was superseded by a "
+                    "newer attempt, or the run ended; it commits nothing"
+                )
+
+        return still_current
+
+    def _completion_refused(
+        self, input: TransferRunInput, started: StartedRun
+    ) -> TransferRunResult:
+        """complete_run refused: a newer attempt has begun the run, or the record has ended
+        (by this very attempt, when its commit's answer was lost and the call retried)."""
+        run = retried(
+            runs.get_run_for_worker,
+            db=self.db,
+            backfill_id=input.backfill_id,
+            data_date=input.data_date,
+        )
+        if run.attempts != started.attempt or run.status == RunStatus.RUNNING:
+            raise AttemptSuperseded(
+                f"attempt {started.attempt} of run {started.run_id} was superseded by attempt "
+                f"{run.attempts}"
+            )
+        return self._recorded_outcome(input)
+
+    def _recorded_outcome(self, input: TransferRunInput) -> TransferRunResult:
+        """The outcome the record holds for a run that has ended already, not counted again.
+
+        An attempt that committed COMPLETED and then lost its worker is retried by Temporal:
+        the retry must report what the record says (COMPLETED, with its rows), or the
+        workflow's counts would call it skipped while the record says completed.
+        """
+        run = retried(
+            runs.get_run_for_worker,
+            db=self.db,
+            backfill_id=input.backfill_id,
+            data_date=input.data_date,
+        )
+        if run.status == RunStatus.COMPLETED:
+            return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=run.total_rows)
+        if run.status == RunStatus.FAILED:
+            return TransferRunResult(outcome=RunOutcome.FAILED)
+        return TransferRunResult(outcome=RunOutcome.SKIPPED)
+
+    def _move(self, input: TransferRunInput, fence: Fence) -> tuple[int, list[dict[str, object]]]:
         """Extract and load; every error leaves as a ConnectorError with secrets redacted.
 
         An error no connector foresaw is logged here with its detail and reported to the
@@ -123,10 +207,12 @@ class TransferRunActivities:
                     transfer_id=input.transfer_id,
                     heartbeat=activity.heartbeat,
                     egress=self.environment.egress,
+                    still_current=fence,
                 )
                 extract = source.extract(input.data_date, context)
-                activity.heartbeat()
                 rows = destination.replace_partition(input.data_date, extract.records, context)
+        except AttemptSuperseded:
+            raise
         except ConnectorError as exc:
             details = _redacted(exc.query_details, redact) if exc.query_details else None
             raise type(exc)(redact(str(exc)), query_details=details) from None
@@ -151,8 +237,12 @@ class TransferRunActivities:
             if name in environment.environ
         }
         try:
-            team_values = secrets.secret_values(
-                db=self.db, box=environment.secret_box, team_id=transfer.team_id, names=names
+            team_values = retried(
+                secrets.secret_values,
+                db=self.db,
+                box=environment.secret_box,
+                team_id=transfer.team_id,
+                names=names,
             )
         except UndecryptableSecret as exc:
             raise PermanentError(
@@ -166,24 +256,33 @@ class TransferRunActivities:
         it is created (there is no update; removal keeps the record)."""
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
-            transfer = transfers.get_transfer_for_worker(db=self.db, transfer_id=transfer_id)
+            transfer = retried(
+                transfers.get_transfer_for_worker, db=self.db, transfer_id=transfer_id
+            )
             if len(self._transfers) >= 1024:
                 self._transfers.clear()
             self._transfers[transfer_id] = transfer
         return transfer
 
-    def _record_failure(self, run_id: int, error: ConnectorError, duration: float) -> None:
+    def _record_failure(self, started: StartedRun, error: ConnectorError, duration: float) -> None:
         details = error.query_details or [
             QueryDetail(
                 status=QueryStatus.FAILED, rows=0, duration=duration, error_description=str(error)
             )
         ]
-        runs.record_attempt_error(
+        retried(
+            runs.record_attempt_error,
             db=self.db,
-            run_id=run_id,
+            run_id=started.run_id,
+            attempt=started.attempt,
             message=str(error),
             query_details=[asdict(detail) for detail in details],
         )
+
+
+class FenceUnknown(Exception):
+    """The fence could not read the run's record: the load rolls back, the attempt fails as
+    an internal error (never as the destination's)."""
 
 
 def _run_ref() -> str:

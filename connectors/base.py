@@ -16,6 +16,11 @@ from connectors.egress import EgressPolicy
 
 Record = dict[str, Any]
 Heartbeat = Callable[[], None]
+Fence = Callable[[], None]
+
+
+def _always_current() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,21 @@ class Extract:
 @dataclass(frozen=True)
 class RunContext:
     """What a connector may know of where it runs: its team's own directory (never the data
-    directory above it) and the outbound network policy every connection obeys."""
+    directory above it) and the outbound network policy every connection obeys.
+
+    `heartbeat` is optional for a connector: the run activity beats on its own while the
+    connector works (activities/heartbeats.py). `still_current` is the run's fence: it
+    raises `AttemptSuperseded` once a newer attempt of the run has begun (or the run ended).
+    A destination calls it after writing the partition and before committing, while it holds
+    the destination's write lock, so that an attempt Temporal has given up on, still running
+    somewhere, cannot commit over the newer attempt's rows.
+    """
 
     team_dir: Path
     transfer_id: int
     heartbeat: Heartbeat
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    still_current: Fence = _always_current
 
 
 class Source(Protocol):
@@ -49,7 +63,9 @@ class Source(Protocol):
 
 class Destination(Protocol):
     def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
-        """Replace `data_date`'s rows with `records` in one transaction; returns rows written."""
+        """Replace `data_date`'s rows with `records` in one transaction; returns rows written.
+
+        Calls `context.still_current()` before the commit, under the destination's lock."""
         ...
 
 

@@ -25,3 +25,9 @@ class TransientError(ConnectorError):
     """Retrying may help: a timeout, a refused connection, a lock, HTTP 429/5xx."""
 
     retryable = True
+
+
+class AttemptSuperseded(Exception):
+    """Raised by `RunContext.still_current`: a newer attempt of the run has begun, or the run
+    has ended, so this attempt must not commit anything. Not a ConnectorError: a connector
+    lets it pass (its transaction rolls back) and the attempt ends without retries."""

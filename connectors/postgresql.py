@@ -77,4 +77,5 @@ class PostgresqlDestination:
             data_date=data_date,
             records=records,
             heartbeat=context.heartbeat,
+            before_commit=context.still_current,
         )

@@ -22,6 +22,7 @@ Column types and the values they accept:
 """
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -111,22 +112,26 @@ def replace_partition(
     data_date: date,
     records: list[Record],
     heartbeat: Callable[[], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Replace `data_date`'s rows of the table with `records`, in one transaction.
 
     `schema`, when given, is created if missing. Raises PermanentError for a type conflict
     or an unusable record key, and the classified error for a database failure.
+    `before_commit` (the run's fence) runs once the rows are written, while the table's lock
+    is held; whatever it raises rolls the transaction back and passes through.
     """
     cache_key = (engine.url.render_as_string(hide_password=True), schema, table_name)
+    hooks = _Hooks(heartbeat=heartbeat, before_commit=before_commit)
     knew_the_table = cache_key in _known_tables
     try:
-        return _replace(engine, table_name, schema, data_date, records, heartbeat, cache_key)
+        return _replace(engine, table_name, schema, data_date, records, hooks, cache_key)
     except (ConnectorError, SQLAlchemyError):
         if not knew_the_table:
             raise
     # What this process knew of the table may be stale (dropped or changed elsewhere):
     # inspect it afresh, once.
-    return _replace(engine, table_name, schema, data_date, records, heartbeat, cache_key)
+    return _replace(engine, table_name, schema, data_date, records, hooks, cache_key)
 
 
 def _replace(
@@ -135,7 +140,7 @@ def _replace(
     schema: str | None,
     data_date: date,
     records: list[Record],
-    heartbeat: Callable[[], None] | None,
+    hooks: "_Hooks",
     cache_key: "_TableKey",
 ) -> int:
     label = f"{schema}.{table_name}" if schema else table_name
@@ -149,15 +154,25 @@ def _replace(
             connection.execute(delete(table).where(table.c.data_date == data_date))
             for start in range(0, len(rows), INSERT_BATCH_ROWS):
                 connection.execute(insert(table), rows[start : start + INSERT_BATCH_ROWS])
-                if heartbeat is not None:
-                    heartbeat()
+                if hooks.heartbeat is not None:
+                    hooks.heartbeat()
+            if hooks.before_commit is not None:
+                hooks.before_commit()
     except SQLAlchemyError as exc:
         _known_tables.pop(cache_key, None)
         raise classify(exc, f"destination table {label}") from None
-    except PermanentError:
+    except BaseException:  # PermanentError, the fence's error: the transaction rolled back
         _known_tables.pop(cache_key, None)
         raise
     return len(rows)
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller runs inside the load's transaction."""
+
+    heartbeat: Callable[[], None] | None
+    before_commit: Callable[[], None] | None
 
 
 class _AddColumn(ExecutableDDLElement):

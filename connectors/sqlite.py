@@ -51,6 +51,7 @@ class SqliteDestination:
             schema=None,
             data_date=data_date,
             records=records,
+            before_commit=context.still_current,
         )
 
 

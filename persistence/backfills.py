@@ -6,6 +6,11 @@ The runs a status change ends (a cancel, an abandoned workflow) are ended throug
 Every status change is a single guarded UPDATE (`... WHERE status IN (...)`), so two writers
 racing (a cancel and the workflow finishing, say) yield one consistent outcome: a final
 status is never turned into another one.
+
+Lock order (the one persistence/runs.py states for every writer of a backfill and its runs):
+the backfill row first, then its runs. cancel_backfill's guarded UPDATE and
+close_abandoned_backfill's `SELECT ... FOR UPDATE` lock the backfill before they end any run,
+so neither can deadlock with a run starting or ending on PostgreSQL.
 """
 
 from datetime import date, datetime

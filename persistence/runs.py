@@ -3,6 +3,16 @@ run counters, and reads (a backfill's error report, its runs in flight).
 
 Each transition updates the run and its backfill's counters in one transaction, and only if
 the run was in the expected state: a retried activity can never count a run twice.
+
+Lock order, so that PostgreSQL cannot deadlock by construction: a transaction that writes a
+backfill's runs and the backfill row (its status or its counters) locks the backfill row
+first, by an UPDATE of it or `SELECT ... FOR UPDATE`, and only then the runs. plan_runs,
+complete_run and fail_run (`statements.LOCK_BACKFILL*`), begin_run while the backfill is not
+yet RUNNING (`MARK_BACKFILL_RUNNING` comes first), and persistence.backfills' cancel_backfill
+and close_abandoned_backfill all do. A transaction that locks one run row and nothing after
+it (begin_run of a RUNNING backfill, record_attempt_error) waits for nothing while it holds
+that lock, so it cannot close a cycle either. On SQLite, `BEGIN IMMEDIATE` serializes
+writers (persistence/db.py).
 """
 
 from collections import defaultdict
@@ -11,12 +21,13 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Update, func, update
+from sqlalchemy import Connection, CursorResult, Select, Update, func, update
 from sqlmodel import Session, col, select
 
 from persistence import statements
 from persistence.clock import utcnow
 from persistence.db import Database
+from persistence.errors import NotFoundError
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
 from statuses import NOT_STARTED_RUN_STATUSES, BackfillStatus, RunStatus
@@ -171,9 +182,11 @@ def begin_run(
 ) -> StartedRun | None:
     """Mark the run RUNNING; None when it must not run (cancelled, or already ended).
 
+    Each attempt records its number on the run (`attempts`) before it writes anything:
+    an older attempt still running somewhere then fails `is_current_attempt`, its fence.
     A retried attempt finds its run RUNNING already and goes on. The backfill row is only
-    touched (and so locked) while it is still SCHEDULED, before the run: the same order as
-    cancel_backfill takes them in, so the two cannot deadlock on PostgreSQL.
+    touched (and so locked) while it is not yet RUNNING, before the run: the module's lock
+    order.
     """
     parameters = {
         "p_backfill_id": backfill_id,
@@ -194,16 +207,25 @@ def begin_run(
 
 
 def complete_run(
-    *, db: Database, run_id: int, total_rows: int, query_details: list[dict[str, Any]]
+    *,
+    db: Database,
+    run_id: int,
+    attempt: int,
+    total_rows: int,
+    query_details: list[dict[str, Any]],
 ) -> bool:
-    """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING."""
+    """RUNNING -> COMPLETED, counted once; False if the run was not RUNNING or a newer
+    attempt than `attempt` has begun it (see `is_current_attempt`)."""
     parameters = {
         "p_run_id": run_id,
+        "p_attempt": attempt,
         "p_now": utcnow(),
         "p_total_rows": total_rows,
         "p_query_details": query_details,
     }
-    return _end_run(db, statements.COMPLETE_RUN, parameters, completed=1)
+    return _end_run(
+        db, statements.LOCK_BACKFILL_OF_RUN, statements.COMPLETE_RUN, parameters, completed=1
+    )
 
 
 def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
@@ -214,19 +236,39 @@ def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -
         "p_now": utcnow(),
         "p_message": message,
     }
-    return _end_run(db, statements.FAIL_RUN, parameters, failed=1)
+    return _end_run(db, statements.LOCK_BACKFILL, statements.FAIL_RUN, parameters, failed=1)
 
 
 def record_attempt_error(
-    *, db: Database, run_id: int, message: str, query_details: list[dict[str, Any]]
+    *, db: Database, run_id: int, attempt: int, message: str, query_details: list[dict[str, Any]]
 ) -> None:
-    """Note why an attempt failed, so callers see it while the run is retried and after."""
+    """Note why an attempt failed, so callers see it while the run is retried and after;
+    an attempt that a newer one has replaced notes nothing."""
     with db.write() as session:
         session.execute(
             update(TransferRun)
-            .where(col(TransferRun.id) == run_id, col(TransferRun.status) == RunStatus.RUNNING)
+            .where(
+                col(TransferRun.id) == run_id,
+                col(TransferRun.status) == RunStatus.RUNNING,
+                col(TransferRun.attempts) == attempt,
+            )
             .values(message=message, query_details=query_details)
         )
+
+
+def is_current_attempt(*, db: Database, run_id: int, attempt: int) -> bool:
+    """Whether `attempt` may still write for the run: the run is RUNNING and no newer
+    attempt has begun it (begin_run records each attempt's number before it writes).
+
+    An attempt Temporal timed out may still be running on some worker; this is the fence
+    it checks before committing its load, and complete_run checks it again."""
+    with db.read() as session:
+        found = session.exec(
+            select(col(TransferRun.status), col(TransferRun.attempts)).where(
+                TransferRun.id == run_id
+            )
+        ).first()
+    return found is not None and tuple(found) == (RunStatus.RUNNING, attempt)
 
 
 def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:
@@ -267,6 +309,22 @@ def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[Ru
     return reports
 
 
+def get_run_for_worker(*, db: Database, backfill_id: int, data_date: date) -> TransferRun:
+    """A backfill's current run for `data_date` (not a superseded one of a retried date),
+    whichever team's it is; NotFoundError if none."""
+    with db.read() as session:
+        run = session.exec(
+            select(TransferRun).where(
+                TransferRun.backfill_id == backfill_id,
+                TransferRun.data_date == data_date,
+                col(TransferRun.superseded_time).is_(None),
+            )
+        ).first()
+    if run is None:
+        raise NotFoundError(f"backfill {backfill_id} has no run for {data_date}")
+    return run
+
+
 def get_team_run(*, db: Database, team_id: int, run_id: int) -> TransferRun:
     """The team's run; NotFoundError when it is missing or another team's."""
     with db.read() as session:
@@ -305,14 +363,17 @@ def list_runs(
 
 def _end_run(
     db: Database,
+    lock_backfill: Select[tuple[int]],
     statement: Update,
     parameters: dict[str, Any],
     *,
     completed: int = 0,
     failed: int = 0,
 ) -> bool:
-    """End the run with `statement` (guarded by the run's state) and count it, at once."""
+    """End the run with `statement` (guarded by the run's state) and count it, at once;
+    the run's backfill is locked first (`lock_backfill`), in the module's lock order."""
     with db.write_connection() as connection:
+        connection.execute(lock_backfill, parameters)
         ended = connection.execute(statement, parameters).first()
         if ended is None or ended[0] is None:
             return False

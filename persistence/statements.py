@@ -7,7 +7,7 @@ expression building per call, so a transition costs one compiled-cache hit per s
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, select, update
 
 from persistence.models import Backfill, TransferRun
 from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, BackfillStatus, RunStatus
@@ -15,6 +15,22 @@ from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, Backfill
 runs_table: Table = TransferRun.__table__  # type: ignore[attr-defined]
 backfills_table: Table = Backfill.__table__  # type: ignore[attr-defined]
 _runs, _backfills = runs_table.c, backfills_table.c
+
+# The lock order (persistence/runs.py): a transaction that writes a backfill's runs and its
+# counters locks the backfill row first. SQLite renders no FOR UPDATE: BEGIN IMMEDIATE has
+# serialized the writers already.
+LOCK_BACKFILL = (
+    select(_backfills.id).where(_backfills.id == bindparam("p_backfill_id")).with_for_update()
+)
+
+LOCK_BACKFILL_OF_RUN = (
+    select(_backfills.id)
+    .where(
+        _backfills.id
+        == select(_runs.backfill_id).where(_runs.id == bindparam("p_run_id")).scalar_subquery()
+    )
+    .with_for_update()
+)
 
 MARK_BACKFILL_RUNNING = (
     update(backfills_table)
@@ -55,7 +71,11 @@ RETRY_RUN = (
 
 COMPLETE_RUN = (
     update(runs_table)
-    .where(_runs.id == bindparam("p_run_id"), _runs.status == RunStatus.RUNNING)
+    .where(
+        _runs.id == bindparam("p_run_id"),
+        _runs.status == RunStatus.RUNNING,
+        _runs.attempts == bindparam("p_attempt"),
+    )
     .values(
         status=RunStatus.COMPLETED,
         ended_time=bindparam("p_now"),

@@ -18,6 +18,7 @@ class Reply:
     content_type: str = "application/json"
     send_length: bool = True  # False: no Content-Length, the body ends when the connection does
     hang: bool = False  # True: answer nothing until the server stops
+    wait_for: threading.Event | None = None  # answer only once this is set (or it stops)
     location: str | None = None  # a redirect's target
 
 
@@ -76,6 +77,9 @@ def serve() -> Iterator[LocalHttpServer]:
             if reply.hang:
                 state.stopping.wait(timeout=120)
                 return
+            if reply.wait_for is not None:
+                while not reply.wait_for.wait(0.05) and not state.stopping.is_set():
+                    pass
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
@@ -118,7 +119,13 @@ def plan(owner: Owner, backfill: Backfill) -> int:
 
 
 def complete(owner: Owner, started: StartedRun) -> bool:
-    return runs.complete_run(db=owner.db, run_id=started.run_id, total_rows=3, query_details=[])
+    return runs.complete_run(
+        db=owner.db,
+        run_id=started.run_id,
+        attempt=started.attempt,
+        total_rows=3,
+        query_details=[],
+    )
 
 
 def fail(owner: Owner, backfill: Backfill, data_date: date) -> bool:
@@ -347,6 +354,58 @@ def test_complete_run_counts_once_when_called_twice(owner: Owner) -> None:
     assert after.transfer_runs_failed == 0
 
 
+def test_a_newer_attempt_fences_the_older_one_out(owner: Owner) -> None:
+    backfill = owner.create(day(0), day(0))
+    plan(owner, backfill)
+    older = begin(owner, backfill, day(0))
+    assert older is not None
+    assert backfill.id is not None
+    newer = runs.begin_run(
+        db=owner.db,
+        backfill_id=backfill.id,
+        data_date=day(0),
+        queued_time=datetime.now(UTC),
+        attempt=2,
+        external_id="test/retry",
+    )
+    assert newer is not None and newer.run_id == older.run_id
+
+    assert not runs.is_current_attempt(db=owner.db, run_id=older.run_id, attempt=1)
+    assert runs.is_current_attempt(db=owner.db, run_id=newer.run_id, attempt=2)
+    assert complete(owner, older) is False
+    assert complete(owner, newer) is True
+    assert not runs.is_current_attempt(db=owner.db, run_id=newer.run_id, attempt=2)  # ended
+    after = owner.reload(backfill)
+    assert after.transfer_runs_completed == 1
+    [run] = owner.runs_of(backfill)
+    assert (run.status, run.attempts) == (RunStatus.COMPLETED, 2)
+
+
+def test_the_worker_reads_the_current_run_of_a_date_not_a_superseded_one(owner: Owner) -> None:
+    backfill = owner.create(day(0), day(0))
+    plan(owner, backfill)
+    assert fail(owner, backfill, day(0))
+    assert backfill.id is not None
+    with owner.db.write() as session:  # as a retry of the date does: the failed run stays
+        [failed] = session.exec(select(TransferRun).where(TransferRun.backfill_id == backfill.id))
+        failed.superseded_time = datetime.now(UTC)
+        session.add(failed)
+        session.flush()
+        session.add(
+            TransferRun(
+                team_id=owner.team_id,
+                transfer_id=owner.transfer_id,
+                backfill_id=backfill.id,
+                data_date=day(0),
+                created_time=datetime.now(UTC),
+            )
+        )
+
+    current = runs.get_run_for_worker(db=owner.db, backfill_id=backfill.id, data_date=day(0))
+
+    assert (current.status, current.superseded_time) == (RunStatus.CREATED, None)
+
+
 def test_fail_run_counts_once_when_called_twice(owner: Owner) -> None:
     backfill = owner.create(day(0), day(1))
     plan(owner, backfill)
@@ -538,3 +597,79 @@ def test_cancel_racing_finish_ends_in_one_consistent_outcome(owner: Owner, attem
         assert finished == BackfillStatus.COMPLETED
         assert after.removed_time is None
         assert after.removed_user_id is None
+
+
+# --- one lock order: no deadlock on PostgreSQL --------------------------------------------------
+
+LOCK_ORDER_BACKFILLS = 20
+LOCK_ORDER_DAYS = 8
+
+
+def racing_writers(owner: Owner, backfill: Backfill, n: int) -> list[Callable[[], object]]:
+    """Every writer of a backfill and its runs, each one transaction (begin then complete is
+    two): fail_run on runs not started (ending them takes their lock first) races the cancel
+    and the first begin_run, which lock the backfill first; every few backfills the
+    reconciler fails it too."""
+    days = [backfill.range_start_date + timedelta(days=i) for i in range(LOCK_ORDER_DAYS)]
+
+    def begin_and_complete(data_date: date) -> bool:
+        started = begin(owner, backfill, data_date)
+        return started is not None and complete(owner, started)
+
+    def close_abandoned() -> bool:
+        assert backfill.id is not None
+        return backfills.close_abandoned_backfill(
+            db=owner.db, backfill_id=backfill.id, status=BackfillStatus.FAILED, reason="gone"
+        )
+
+    writers: list[Callable[[], object]] = [partial(cancel, owner, backfill)]
+    writers.append(partial(plan, owner, backfill))
+    writers += [partial(fail, owner, backfill, d) for d in days[::2]]
+    writers += [partial(begin_and_complete, d) for d in days]
+    if n % 4 == 0:
+        writers.append(close_abandoned)
+    return writers
+
+
+def test_racing_writers_of_backfills_and_runs_never_deadlock(owner: Owner) -> None:
+    """Cancels, begins, completions, failures, plans and the reconciler, on the same
+    backfills at once from many threads: they all take the backfill row's lock before any
+    run's, so PostgreSQL never finds a deadlock, and every counter matches the run rows."""
+    created = []
+    for n in range(LOCK_ORDER_BACKFILLS):
+        backfill = owner.create(day(n * 10), day(n * 10 + LOCK_ORDER_DAYS - 1))
+        plan(owner, backfill)
+        assert backfill.id is not None
+        backfills.mark_scheduled(db=owner.db, backfill_id=backfill.id)
+        created.append(backfill)
+    writers = [w for n, b in enumerate(created) for w in racing_writers(owner, b, n)]
+
+    def run(writer: Callable[[], object]) -> object:
+        try:
+            return writer()
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(run, writers))
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    for backfill in created:
+        after = owner.reload(backfill)
+        statuses = [run.status for run in owner.runs_of(backfill)]
+        assert len(statuses) == LOCK_ORDER_DAYS
+        assert counters_of(after) == {
+            "created": LOCK_ORDER_DAYS,
+            "completed": statuses.count(RunStatus.COMPLETED),
+            "failed": statuses.count(RunStatus.FAILED),
+            "cancelled": statuses.count(RunStatus.CANCELLED),
+        }, statuses
+
+
+def counters_of(backfill: Backfill) -> dict[str, int]:
+    return {
+        "created": backfill.transfer_runs_created,
+        "completed": backfill.transfer_runs_completed,
+        "failed": backfill.transfer_runs_failed,
+        "cancelled": backfill.transfer_runs_cancelled,
+    }
