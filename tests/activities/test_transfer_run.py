@@ -150,12 +150,12 @@ def new_run(
 
 
 @pytest.fixture
-def make_run(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Run]]:
+def make_run(quiet_database_url: str, tmp_path: Path) -> Iterator[Callable[..., Run]]:
     def make(
         source: dict[str, Any] | None = None, destination: dict[str, Any] | None = None
     ) -> Run:
         return new_run(
-            Database(database_url),
+            Database(quiet_database_url),
             tmp_path / "data",
             source or {"type": "demo", "rows_per_day": 5},
             destination or {"type": "sqlite"},

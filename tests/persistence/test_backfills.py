@@ -58,8 +58,8 @@ class Owner:
 
 
 @pytest.fixture
-def owner(database_url: str) -> Owner:
-    db = Database(database_url)
+def owner(quiet_database_url: str) -> Owner:
+    db = Database(quiet_database_url)
     team_id = accounts.create_team(db=db, name="persistence")
     user_id = accounts.create_user(
         db=db, email=f"owner-{os.urandom(6).hex()}@example.com", team_id=team_id, role=Role.OWNER
