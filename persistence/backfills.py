@@ -53,18 +53,7 @@ def create_backfill(
     """
     with db.write() as session:
         team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
-        overlapping = session.exec(
-            select(Backfill.id).where(
-                Backfill.transfer_id == transfer_id,
-                col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
-                Backfill.range_start_date <= range_end,
-                Backfill.range_end_date >= range_start,
-            )
-        ).first()
-        if overlapping is not None:
-            raise OverlapError(
-                f"the range overlaps incomplete backfill {overlapping} of transfer {transfer_id}"
-            )
+        _refuse_overlap(session, transfer_id, range_start, range_end)
         backfill = Backfill(
             team_id=team_id,
             transfer_id=transfer_id,
@@ -77,6 +66,62 @@ def create_backfill(
         session.add(backfill)
         session.flush()
         return backfill
+
+
+def _refuse_overlap(session: Session, transfer_id: int, first: date, last: date) -> None:
+    """OverlapError when `first..last` overlaps an incomplete backfill of the transfer (its
+    row locked by the caller, so that racing creates are serialized)."""
+    overlapping = session.exec(
+        select(Backfill.id).where(
+            Backfill.transfer_id == transfer_id,
+            col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
+            Backfill.range_start_date <= last,
+            Backfill.range_end_date >= first,
+        )
+    ).first()
+    if overlapping is not None:
+        raise OverlapError(
+            f"the range overlaps incomplete backfill {overlapping} of transfer {transfer_id}"
+        )
+
+
+def create_retry_backfill(
+    *, db: Database, team_id: int, backfill_id: int, user_id: int, data_dates: list[date] | None
+) -> Backfill:
+    """A new backfill over exactly the dates a CANCELLED one did not complete (all, or
+    those of `data_dates`), its runs planned at once and linked to it by
+    `retry_of_backfill_id`; the cancelled record stays as it is, final."""
+    with db.write() as session:
+        old = get_row(session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND)
+        if old.status != BackfillStatus.CANCELLED:
+            raise InvalidStateError(f"the backfill is {old.status}, not CANCELLED")
+        team_transfer_row(session, team_id=team_id, transfer_id=old.transfer_id, lock=True)
+        left = runs.dates_not_completed(session, backfill_id)
+        dates = left if data_dates is None else sorted(set(data_dates))
+        if not left:
+            raise InvalidStateError("every date of the backfill completed: nothing to retry")
+        done = sorted(set(dates) - set(left))
+        if done:
+            shown = ", ".join(d.isoformat() for d in done[:5])
+            raise InvalidStateError(f"these dates are not dates it left undone: {shown}")
+        _refuse_overlap(session, old.transfer_id, dates[0], dates[-1])
+        retry = Backfill(
+            team_id=team_id,
+            transfer_id=old.transfer_id,
+            range_start_date=dates[0],
+            range_end_date=dates[-1],
+            created_time=utcnow(),
+            created_user_id=user_id,
+            transfer_runs_total=len(dates),
+            max_concurrent_runs=old.max_concurrent_runs,
+            max_failed_runs=old.max_failed_runs,
+            run_order=old.run_order,
+            retry_of_backfill_id=backfill_id,
+        )
+        session.add(retry)
+        session.flush()
+        runs.plan_dates(session, retry, dates)
+        return retry
 
 
 def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:

@@ -385,6 +385,42 @@ def _dates(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def dates_not_completed(session: Session, backfill_id: int) -> list[date]:
+    """The dates whose current run did not complete, in order."""
+    return list(
+        session.exec(
+            select(col(TransferRun.data_date))
+            .where(
+                TransferRun.backfill_id == backfill_id,
+                TransferRun.status != RunStatus.COMPLETED,
+                col(TransferRun.superseded_time).is_(None),
+            )
+            .order_by(col(TransferRun.data_date))
+        )
+    )
+
+
+def plan_dates(session: Session, backfill: Backfill, dates: list[date]) -> None:
+    """Create, in the caller's transaction, a waiting run for each of `dates` (a backfill
+    made of chosen dates, planned when it is created), and count them."""
+    assert backfill.id is not None
+    now = utcnow()
+    session.add_all(
+        TransferRun(
+            team_id=backfill.team_id,
+            transfer_id=backfill.transfer_id,
+            backfill_id=backfill.id,
+            type=RunType.BACKFILL,
+            data_date=d,
+            status=RunStatus.CREATED,
+            created_time=now,
+        )
+        for d in dates
+    )
+    session.flush()
+    add_run_counts(session.connection(), backfill.id, created=len(dates))
+
+
 def failed_dates(session: Session, backfill_id: int) -> list[date]:
     """The dates whose current run FAILED, in order."""
     return list(
