@@ -1,8 +1,14 @@
 """A backfill worker: `python worker.py` or `backfills worker`.
 
 Stateless: run as many as you like, on any machines, against the same Temporal namespace,
-task queue and database. SIGTERM or SIGINT stops polling and lets the activities in flight
-finish (up to BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits. A metrics
+task queues and database. A process serves the runs queue (the workflows and the transfer
+runs, `worker_max_concurrent_activities` slots) and the records queue (the bookkeeping
+activities, `worker_max_concurrent_record_activities` slots of their own, so that runs holding
+every run slot never delay a cancel or a close); each queue has its own Temporal worker and
+thread pool, started and drained together.
+
+SIGTERM or SIGINT stops polling and lets the activities in flight finish (up to
+BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits. A metrics
 port already in use, or a missing secrets key, stops it at start with a message and exit 1.
 """
 
@@ -11,6 +17,7 @@ import logging
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, ExitStack
 from datetime import timedelta
 
 from temporalio.worker import Worker
@@ -18,7 +25,7 @@ from temporalio.worker import Worker
 from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import RunEnvironment, TransferRunActivities
-from config import Settings, get_settings
+from config import WORKER_QUEUES, Settings, get_settings
 from connectors.egress import EgressPolicy
 from observability.activity_context import TeamContextInterceptor, team_fields
 from observability.logs import add_context_provider, setup_logging
@@ -50,23 +57,44 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, environment)
     reconciler = ReconcileActivities(db, BackfillWorkflowClient(client, settings))
-    max_activities = settings.worker_max_concurrent_activities
-    with ThreadPoolExecutor(max_workers=max_activities) as executor:
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[BackfillWorkflow, ReconcilerWorkflow],
-            activities=[*records.all(), transfer_runs.run_transfer, reconciler.reconcile],
-            activity_executor=executor,
-            max_concurrent_activities=max_activities,
-            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
-            interceptors=[TeamContextInterceptor()],
-        )
-        async with worker:
+    bookkeeping = [*records.all(), reconciler.reconcile]
+    grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    with ExitStack() as pools:
+        workers = []
+        for queue in WORKER_QUEUES:
+            if queue == "runs":
+                # Workflows started before the records queue existed schedule their
+                # bookkeeping here, on the workflow's own queue: it is served here too.
+                name, slots = settings.task_queue, settings.worker_max_concurrent_activities
+                workflows: list[type] = [BackfillWorkflow, ReconcilerWorkflow]
+                activities = [transfer_runs.run_transfer, *bookkeeping]
+            else:
+                name = settings.resolved_records_task_queue
+                slots = settings.worker_max_concurrent_record_activities
+                workflows, activities = [], bookkeeping
+            executor = pools.enter_context(
+                ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"{queue}-activity")
+            )
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=name,
+                    workflows=workflows,
+                    activities=activities,
+                    activity_executor=executor,
+                    max_concurrent_activities=slots,
+                    graceful_shutdown_timeout=grace,
+                    interceptors=[TeamContextInterceptor()],
+                )
+            )
+            log.info("worker polling task queue %s (%s, %d slots)", name, queue, slots)
+        async with AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
             await ensure_reconciler(client, settings)
-            log.info("worker polling task queue %s", settings.task_queue)
             await stop.wait()
             log.info("worker stopping: draining activities in flight")
+            await asyncio.gather(*(worker.shutdown() for worker in workers))
     log.info("worker stopped")
 
 
