@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="Record slots: bookkeeping activities one worker process runs at once, "
         "beside its run slots.",
     )
+    worker_queues: Annotated[list[WorkerQueue], NoDecode] = Field(
+        default_factory=lambda: list(WORKER_QUEUES),
+        min_length=1,
+        description="What a worker process serves: `runs` (the workflows and the transfer "
+        "runs), `records` (the bookkeeping activities), or both (`runs,records`).",
+    )
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
 
     log_format: Literal["json", "text"] = Field(
@@ -134,6 +140,7 @@ class Settings(BaseSettings):
         "worker_env_allowlist",
         "connector_allowed_networks",
         "protected_database_urls",
+        "worker_queues",
         mode="before",
     )
     @classmethod

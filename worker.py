@@ -2,10 +2,11 @@
 
 Stateless: run as many as you like, on any machines, against the same Temporal namespace,
 task queues and database. A process serves the runs queue (the workflows and the transfer
-runs, `worker_max_concurrent_activities` slots) and the records queue (the bookkeeping
+runs, `worker_max_concurrent_activities` slots), the records queue (the bookkeeping
 activities, `worker_max_concurrent_record_activities` slots of their own, so that runs holding
-every run slot never delay a cancel or a close); each queue has its own Temporal worker and
-thread pool, started and drained together.
+every run slot never delay a cancel or a close), or both: `BACKFILLS_WORKER_QUEUES`, or
+`backfills worker --queues runs|records|runs,records`; each queue has its own Temporal worker
+and thread pool, started and drained together.
 
 SIGTERM or SIGINT stops polling and lets the activities in flight finish (up to
 BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits. A metrics
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, ExitStack
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio.worker import Worker
 
 from activities.reconcile import ReconcileActivities
@@ -59,9 +61,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     reconciler = ReconcileActivities(db, BackfillWorkflowClient(client, settings))
     bookkeeping = [*records.all(), reconciler.reconcile]
     grace = timedelta(seconds=settings.worker_shutdown_grace_seconds)
+    served = [queue for queue in WORKER_QUEUES if queue in settings.worker_queues]
     with ExitStack() as pools:
         workers = []
-        for queue in WORKER_QUEUES:
+        for queue in served:
             if queue == "runs":
                 # Workflows started before the records queue existed schedule their
                 # bookkeeping here, on the workflow's own queue: it is served here too.
@@ -116,8 +119,16 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def main() -> None:
-    settings = get_settings()
+def main(queues: list[str] | None = None) -> None:
+    """Run a worker; `queues` (from `backfills worker --queues`) overrides
+    BACKFILLS_WORKER_QUEUES. Settings that do not validate: a message and exit 2."""
+    try:
+        settings = get_settings()
+        if queues is not None:
+            settings = Settings.model_validate({**settings.model_dump(), "worker_queues": queues})
+    except ValidationError as exc:
+        print(f"backfills worker: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)
     setup_logging(settings)
     try:
         asyncio.run(run_worker(settings))

@@ -1,8 +1,11 @@
 """The two task queues: bookkeeping (planning, status changes, cancels, closing a backfill) has
-slots of its own, so transfer runs filling every run slot never delay it."""
+slots of its own, so transfer runs filling every run slot never delay it; and a worker process
+serves the runs queue, the records queue or both (`backfills worker --queues`)."""
 
 import asyncio
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from persistence import backfills, transfers
 from persistence.models import Backfill
 from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
-from tests.support import Stack, Tenant, spawn, stop, terminate_if_running, wait_for_async
+from tests.support import REPO, Stack, Tenant, spawn, stop, terminate_if_running, wait_for_async
 from workflows.backfill import BackfillWorkflow
 from workflows.inputs import CancelRequest
 
@@ -186,3 +189,77 @@ async def started_activities(handle: WorkflowHandle[Any, Any]) -> list[StartedAc
             pid = int(started.identity.split("@", 1)[0])
             found.append(StartedActivity(name=name, waited=at - scheduled_at, worker_pid=pid))
     return found
+
+
+async def test_a_runs_worker_and_a_records_worker_complete_a_backfill_together(
+    queues: Queues,
+) -> None:
+    runs_worker = queues.start_worker("runs", "--queues", "runs")
+    transfer_id = queues.tenant.create_transfer(max_concurrent_runs=2, rows_per_day=3)
+    backfill_id, handle = await queues.start_backfill(
+        transfer_id, date(2024, 8, 1), date(2024, 8, 4)
+    )
+
+    # Alone, the runs worker runs the workflow, whose first step (planning) waits on the
+    # records queue: the backfill stays CREATED and no run exists.
+    async def planning_waits() -> bool:
+        pending = (await handle.describe()).raw_description.pending_activities
+        return any(
+            a.activity_type.name == "plan_runs"
+            and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            for a in pending
+        )
+
+    await wait_for_async(planning_waits, within=60)
+    await asyncio.sleep(2)
+    assert await planning_waits()
+    assert queues.status(backfill_id) == BackfillStatus.CREATED
+    assert queues.tenant.runs(transfer_id) == []
+
+    records_worker = queues.start_worker("records", "--queues", "records")
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert (result.status, result.completed) == (BackfillStatus.COMPLETED, 4)
+    final = queues.tenant.backfill(backfill_id)
+    assert (final["status"], final["transfer_runs_completed"]) == (BackfillStatus.COMPLETED, 4)
+    assert queues.run_statuses(transfer_id) == [RunStatus.COMPLETED] * 4
+    # Each did its own part: the runs worker every transfer run, the records worker the rest.
+    started_by: dict[str, set[int]] = {}
+    for activity in await started_activities(handle):
+        started_by.setdefault(activity.name, set()).add(activity.worker_pid)
+    assert started_by == {
+        "run_transfer": {runs_worker.pid},
+        "plan_runs": {records_worker.pid},
+        "mark_scheduled": {records_worker.pid},
+        "finish_backfill": {records_worker.pid},
+    }
+
+
+@pytest.mark.parametrize("queues_option", ["bogus", "runs,reports", ","])
+def test_an_unknown_queue_is_a_usage_error(queues_option: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "worker", "--queues", queues_option],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2, done
+    assert "--queues" in done.stderr and "is not a queue" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_queue_in_the_environment_is_an_error_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "worker"],
+        env={**os.environ, "BACKFILLS_WORKER_QUEUES": "runs,reports"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2, done
+    assert "worker_queues" in done.stderr and "'reports'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
