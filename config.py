@@ -2,12 +2,14 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaSeparated = Annotated[list[str], NoDecode]
+WorkerQueue = Literal["runs", "records"]
+WORKER_QUEUES: tuple[WorkerQueue, ...] = ("runs", "records")
 
 
 class Settings(BaseSettings):
@@ -20,7 +22,16 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
-    task_queue: str = "backfills"
+    task_queue: str = Field(
+        default="backfills",
+        description="The workflows' queue and their transfer runs' (the run slots).",
+    )
+    records_task_queue: str = Field(
+        default="",
+        description="The bookkeeping activities' queue (planning, status changes, cancels, "
+        "closing a backfill, reconciling), so that they never wait behind transfer runs; "
+        "empty: the task queue's name followed by `-records`.",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -61,7 +72,21 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a CREATED backfill may wait for its workflow."
     )
 
-    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_activities: int = Field(
+        default=100, ge=1, description="Run slots: transfer runs one worker process runs at once."
+    )
+    worker_max_concurrent_record_activities: int = Field(
+        default=20,
+        ge=1,
+        description="Record slots: bookkeeping activities one worker process runs at once, "
+        "beside its run slots.",
+    )
+    worker_queues: Annotated[list[WorkerQueue], NoDecode] = Field(
+        default_factory=lambda: list(WORKER_QUEUES),
+        min_length=1,
+        description="What a worker process serves: `runs` (the workflows and the transfer "
+        "runs), `records` (the bookkeeping activities), or both (`runs,records`).",
+    )
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
 
     log_format: Literal["json", "text"] = Field(
@@ -115,6 +140,7 @@ class Settings(BaseSettings):
         "worker_env_allowlist",
         "connector_allowed_networks",
         "protected_database_urls",
+        "worker_queues",
         mode="before",
     )
     @classmethod
@@ -122,6 +148,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _records_queue_of_its_own(self) -> Self:
+        if self.resolved_records_task_queue == self.task_queue:
+            raise ValueError(
+                "BACKFILLS_RECORDS_TASK_QUEUE must differ from BACKFILLS_TASK_QUEUE: the "
+                "bookkeeping activities have a queue of their own"
+            )
+        return self
+
+    @property
+    def resolved_records_task_queue(self) -> str:
+        return self.records_task_queue or f"{self.task_queue}-records"
 
     @property
     def resolved_database_url(self) -> str:

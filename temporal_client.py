@@ -103,6 +103,7 @@ def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -
         max_failed_runs=backfill.max_failed_runs,
         paused=backfill.paused,
         paused_reason=backfill.paused_reason,
+        records_task_queue=settings.resolved_records_task_queue,
     )
 
 
@@ -208,6 +209,7 @@ def reconciler_input(settings: Settings) -> ReconcilerInput:
     return ReconcilerInput(
         interval_seconds=settings.reconcile_interval_seconds,
         created_grace_seconds=settings.reconcile_created_grace_seconds,
+        records_task_queue=settings.resolved_records_task_queue,
     )
 
 

@@ -1,24 +1,55 @@
 """A backfill worker: `python worker.py` or `backfills worker`.
 
 Stateless: run as many as you like, on any machines, against the same Temporal namespace,
-task queue and database. SIGTERM or SIGINT stops polling and lets the activities in flight
-finish (up to BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS) before the process exits. A metrics
-port already in use, or a missing secrets key, stops it at start with a message and exit 1.
+task queues and database. A process serves the runs queue (the workflows and the transfer
+runs, `worker_max_concurrent_activities` slots), the records queue (the bookkeeping
+activities, `worker_max_concurrent_record_activities` slots of their own, so that runs holding
+every run slot never delay a cancel or a close), or both: `BACKFILLS_WORKER_QUEUES`, or
+`backfills worker --queues runs|records|runs,records`; each queue has its own Temporal worker
+and thread pool, started and drained together.
+
+SIGTERM or SIGINT stops polling and lets the activities in flight finish, up to
+BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS; then Temporal's worker cancels those still running,
+and a run that heeds the cancel (between its heartbeats) fails its attempt, which Temporal
+retries elsewhere. The process exits 0 once every activity has ended. One blocked where no
+cancel reaches it (a call waiting in a socket or on a lock) never keeps it alive: a few
+seconds after the grace period its attempt is handed back to Temporal as failed, retried
+elsewhere at once (or, should Temporal not take it, after its heartbeat timeout), and the
+process ends without joining the blocked threads, with exit status 3 (EXIT_BLOCKED). Nothing
+is left half-written: the retry replaces the date's partition, so each date ends with one copy
+of its rows.
+
+A metrics port already in use, or a missing secrets key, stops it at start with a message and
+exit 1; settings that do not validate (an unknown queue, say) with exit 2.
 """
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, NoReturn
 
-from temporalio.worker import Worker
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import RunEnvironment, TransferRunActivities
-from config import Settings, get_settings
+from config import WORKER_QUEUES, Settings, get_settings
 from connectors.egress import EgressPolicy
 from observability.activity_context import TeamContextInterceptor, team_fields
 from observability.logs import add_context_provider, setup_logging
@@ -37,8 +68,85 @@ from workflows.reconciler import ReconcilerWorkflow
 
 log = logging.getLogger("backfills.worker")
 
+SHUTDOWN_MARGIN_SECONDS = 5.0  # after the grace period, for cancelled activities to end
+THREAD_EXIT_SECONDS = 1.0  # for the pools' idle threads to end once shut down
+HAND_BACK_SECONDS = 3.0  # for Temporal to take back an attempt that is still blocked
+EXIT_BLOCKED = 3  # the exit status when activities were still blocked after the grace period
+WORKER_STOPPED = "WorkerStopped"  # the failure type of an attempt handed back at shutdown
+DEFAULT_POOL = "worker-default"
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+
+@dataclass(frozen=True)
+class Drain:
+    """How a worker's drain ended. `complete`: every activity in flight finished in time, or
+    was cancelled after the grace period and gave up (its attempt failed, so Temporal retries
+    it). Otherwise threads are still blocked where a cancel cannot reach them (a call waiting
+    on a socket or a lock): `blocked_activities` were handed back to Temporal as failed
+    attempts, which it retries elsewhere at once (failing that, after their heartbeat
+    timeout), and the process must end without waiting for those threads."""
+
+    complete: bool
+    blocked_threads: int = 0
+    blocked_activities: tuple[str, ...] = ()
+
+
+class InFlight(Interceptor):
+    """The activities this process is running, by task token, so that those still blocked
+    when the drain ends can be handed back to Temporal."""
+
+    def __init__(self) -> None:
+        self._running: dict[bytes, str] = {}
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _InFlightInbound(next, self._running)
+
+    async def hand_back(self, client: Client) -> tuple[str, ...]:
+        """Fail each attempt still running, so that Temporal retries it now rather than after
+        its heartbeat timeout; bounded, since Temporal may be unreachable too. Answers what
+        they were."""
+        error = ApplicationError(
+            "the worker stopped before this attempt ended", type=WORKER_STOPPED
+        )
+        running = dict(self._running)
+        handles = [client.get_async_activity_handle(task_token=token) for token in running]
+        results = await asyncio.gather(
+            *(h.fail(error, rpc_timeout=timedelta(seconds=HAND_BACK_SECONDS)) for h in handles),
+            return_exceptions=True,
+        )
+        for what, result in zip(running.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning(
+                    "could not hand back %s (%s): Temporal retries it after its heartbeat timeout",
+                    what,
+                    result,
+                )
+        return tuple(running.values())
+
+
+class _InFlightInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, running: dict[bytes, str]) -> None:
+        super().__init__(next)
+        self._running = running
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        self._running[info.task_token] = (
+            f"{info.activity_type} of {info.workflow_id} (attempt {info.attempt})"
+        )
+        try:
+            return await self.next.execute_activity(input)
+        finally:
+            self._running.pop(info.task_token, None)
+
+
+async def run_worker(
+    settings: Settings, stop: asyncio.Event | None = None, *, exit_when_blocked: bool = False
+) -> Drain:
+    """Serve until `stop` (SIGTERM or SIGINT by default), then drain (see `Drain`).
+
+    With `exit_when_blocked` (the worker process), a drain that leaves threads blocked ends
+    the process at once, with status EXIT_BLOCKED, even while an error is being raised: its
+    normal exit would wait for those threads forever."""
     stop = stop or _stop_on_signals()
     environment = run_environment(settings)
     setup_tracing(settings, service_name="backfills-worker")
@@ -50,24 +158,91 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, environment)
     reconciler = ReconcileActivities(db, BackfillWorkflowClient(client, settings))
-    max_activities = settings.worker_max_concurrent_activities
-    with ThreadPoolExecutor(max_workers=max_activities) as executor:
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[BackfillWorkflow, ReconcilerWorkflow],
-            activities=[*records.all(), transfer_runs.run_transfer, reconciler.reconcile],
-            activity_executor=executor,
-            max_concurrent_activities=max_activities,
-            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
-            interceptors=[TeamContextInterceptor()],
+    bookkeeping = [*records.all(), reconciler.reconcile]
+    grace = settings.worker_shutdown_grace_seconds
+    in_flight = InFlight()
+    # Our own pools (the first for asyncio.to_thread), never joined after the grace period:
+    # a thread blocked in I/O must not keep the process alive.
+    pools = {DEFAULT_POOL: ThreadPoolExecutor(thread_name_prefix=DEFAULT_POOL)}
+    asyncio.get_running_loop().set_default_executor(pools[DEFAULT_POOL])
+    workers = []
+    for queue in WORKER_QUEUES:
+        if queue not in settings.worker_queues:
+            continue
+        if queue == "runs":
+            # Workflows started before the records queue existed schedule their
+            # bookkeeping here, on the workflow's own queue: it is served here too.
+            name, slots = settings.task_queue, settings.worker_max_concurrent_activities
+            workflows: list[type] = [BackfillWorkflow, ReconcilerWorkflow]
+            activities = [transfer_runs.run_transfer, *bookkeeping]
+        else:
+            name = settings.resolved_records_task_queue
+            slots = settings.worker_max_concurrent_record_activities
+            workflows, activities = [], bookkeeping
+        pool = pools[f"{queue}-activity"] = ThreadPoolExecutor(slots, f"{queue}-activity")
+        workers.append(
+            Worker(
+                client,
+                task_queue=name,
+                workflows=workflows,
+                activities=activities,
+                activity_executor=pool,
+                max_concurrent_activities=slots,
+                graceful_shutdown_timeout=timedelta(seconds=grace),
+                interceptors=[TeamContextInterceptor(), in_flight],
+            )
         )
-        async with worker:
-            await ensure_reconciler(client, settings)
-            log.info("worker polling task queue %s", settings.task_queue)
-            await stop.wait()
-            log.info("worker stopping: draining activities in flight")
-    log.info("worker stopped")
+        log.info("worker polling task queue %s (%s, %d slots)", name, queue, slots)
+    running = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        await ensure_reconciler(client, settings)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *running], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    finally:
+        log.info("worker stopping: draining activities in flight (up to %gs)", grace)
+        drain = await _drain(workers, running, pools, in_flight, client, grace)
+        if exit_when_blocked and not drain.complete:
+            _exit_leaving_blocked_threads(drain)
+    for task in running:  # a worker that failed (not one that was cut short) fails us
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+    return drain
+
+
+async def _drain(
+    workers: list[Worker],
+    running: list[asyncio.Task[None]],
+    pools: dict[str, ThreadPoolExecutor],
+    in_flight: InFlight,
+    client: Client,
+    grace: float,
+) -> Drain:
+    """Stop polling and wait for the activities in flight: the Temporal workers cancel the
+    ones still running after `grace`, and those that heed the cancel end soon after."""
+    shutdown = asyncio.gather(*(worker.shutdown() for worker in workers))
+    done, _ = await asyncio.wait([shutdown], timeout=grace + SHUTDOWN_MARGIN_SECONDS)
+    for pool in pools.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    blocked = _threads_alive(tuple(pools), within=THREAD_EXIT_SECONDS)
+    if done and not blocked:
+        await asyncio.gather(*running, return_exceptions=True)
+        log.info("worker stopped")
+        return Drain(complete=True)
+    activities = await in_flight.hand_back(client)
+    return Drain(complete=False, blocked_threads=len(blocked), blocked_activities=activities)
+
+
+def _threads_alive(names: tuple[str, ...], *, within: float) -> list[threading.Thread]:
+    """The threads of the pools named `names` still running after `within` seconds (the
+    others end once their pool is shut down)."""
+    prefixes = tuple(f"{name}_" for name in names)  # ThreadPoolExecutor names them so
+    ours = [thread for thread in threading.enumerate() if thread.name.startswith(prefixes)]
+    deadline = time.monotonic() + within
+    for thread in ours:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread for thread in ours if thread.is_alive()]
 
 
 def run_environment(settings: Settings) -> RunEnvironment:
@@ -88,13 +263,36 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def main() -> None:
-    settings = get_settings()
+def main(queues: list[str] | None = None) -> None:
+    """Run a worker; `queues` (from `backfills worker --queues`) overrides
+    BACKFILLS_WORKER_QUEUES. Settings that do not validate: a message and exit 2."""
+    try:
+        settings = get_settings()
+        if queues is not None:
+            settings = Settings.model_validate({**settings.model_dump(), "worker_queues": queues})
+    except ValidationError as exc:
+        print(f"backfills worker: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)
     setup_logging(settings)
     try:
-        asyncio.run(run_worker(settings))
+        asyncio.run(run_worker(settings, exit_when_blocked=True))
     except (SecretsKeyError, MetricsPortError) as exc:
         sys.exit(f"backfills worker: {exc}")
+
+
+def _exit_leaving_blocked_threads(drain: Drain) -> NoReturn:
+    """End the process now: a normal exit would join the blocked threads (the pools' own
+    exit hook does), that is wait for them forever."""
+    log.warning(
+        "worker stopped with %d threads still blocked after the grace period; what they ran "
+        "goes back to Temporal, to be retried elsewhere: %s",
+        drain.blocked_threads,
+        "; ".join(drain.blocked_activities) or "none running",
+    )
+    logging.shutdown()  # flushes every handler
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_BLOCKED)
 
 
 if __name__ == "__main__":

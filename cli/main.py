@@ -1,13 +1,14 @@
 """The `backfills` command."""
 
 import json
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from cli import client
 from cli.admin import admin
-from config import get_settings
+from config import WORKER_QUEUES, get_settings
 from observability.logs import setup_logging
 from persistence.db import Database
 from persistence.migrate import upgrade
@@ -50,12 +51,35 @@ def api() -> None:
     )
 
 
+def _worker_queues(value: str) -> list[str]:
+    """`runs,records` as a list; a name that is no queue is a usage error (exit 2)."""
+    queues = [queue.strip() for queue in value.split(",") if queue.strip()]
+    unknown = [queue for queue in queues if queue not in WORKER_QUEUES]
+    if unknown or not queues:
+        raise typer.BadParameter(
+            f"{', '.join(map(repr, unknown or [value]))} is not a queue: give "
+            f"{' or '.join(WORKER_QUEUES)}, or both comma-separated",
+            param_hint="--queues",
+        )
+    return queues
+
+
 @app.command()
-def worker() -> None:
+def worker(
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            help="What this worker serves: runs (the workflows and transfer runs), records "
+            "(the bookkeeping activities) or runs,records; default BACKFILLS_WORKER_QUEUES, "
+            "both.",
+        ),
+    ] = None,
+) -> None:
     """Run one worker; run as many as you like."""
     from worker import main
 
-    main()
+    main(None if queues is None else _worker_queues(queues))
 
 
 @app.command()

@@ -214,7 +214,7 @@ def test_our_services_set_what_a_deployment_must(
 def test_api_and_worker_agree_on_namespace_and_task_queue(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    keys = (f"{PREFIX}TEMPORAL_NAMESPACE", f"{PREFIX}TASK_QUEUE")
+    keys = (f"{PREFIX}TEMPORAL_NAMESPACE", f"{PREFIX}TASK_QUEUE", f"{PREFIX}RECORDS_TASK_QUEUE")
     api, worker = environment(services["api"]), environment(services["worker"])
 
     assert [api.get(k) for k in keys] == [worker.get(k) for k in keys]

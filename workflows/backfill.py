@@ -130,6 +130,7 @@ class BackfillWorkflow:
 
     @workflow.run
     async def run(self, input: BackfillInput) -> BackfillResult:
+        self._records_queue = input.records_task_queue
         self._bookkeeping_outlasts_cancellation = workflow.patched(
             BOOKKEEPING_OUTLASTS_CANCELLATION
         )
@@ -414,7 +415,11 @@ class BackfillWorkflow:
         """Run a bookkeeping activity to its end: a cancellation request meanwhile is taken
         as a cancel (the caller stops starting runs), never as a reason to drop the write."""
         handle = workflow.start_activity_method(
-            activity, arg, start_to_close_timeout=RECORD_TIMEOUT, retry_policy=RECORD_RETRY
+            activity,
+            arg,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            task_queue=self._records_queue,
         )
         while True:
             try:

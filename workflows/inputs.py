@@ -93,6 +93,8 @@ class BackfillInput:
     max_failed_runs: int | None = None
     paused: bool = False
     paused_reason: str | None = None
+    # The bookkeeping activities' queue; None (inputs from before it existed): the workflow's.
+    records_task_queue: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class ReconcilerInput:
     interval_seconds: float
     created_grace_seconds: float
     rounds_per_run: int = 500  # rounds before it continues as new
+    records_task_queue: str | None = None  # None (inputs from before it existed): the workflow's
 
 
 @workflow.defn(name="Reconciler")
@@ -40,6 +41,7 @@ class ReconcilerWorkflow:
                     start_to_close_timeout=timedelta(minutes=5),
                     heartbeat_timeout=timedelta(minutes=1),
                     retry_policy=RetryPolicy(maximum_attempts=3),
+                    task_queue=input.records_task_queue,
                 )
             except ActivityError as err:
                 workflow.logger.warning("a reconcile round failed, next in a while: %s", err)

@@ -13,7 +13,8 @@ from workflows.inputs import BackfillInput, RunPolicy
 from workflows.reconciler import ReconcilerInput
 
 # Fields with a default that is no setting's: the carried progress, how many rounds the
-# reconciler runs before it continues as new, and the backfill record's control fields.
+# reconciler runs before it continues as new, the backfill record's control fields, and the
+# records queue's None (the workflow's own queue), which inputs from before it carry.
 NOT_SETTINGS = {
     "carried",
     "rounds_per_run",
@@ -21,6 +22,7 @@ NOT_SETTINGS = {
     "max_failed_runs",
     "paused",
     "paused_reason",
+    "records_task_queue",
 }
 
 
@@ -43,6 +45,8 @@ def test_a_backfill_input_takes_its_numbers_from_the_settings_and_the_transfer()
         run_timeout_seconds=99.0,
         run_heartbeat_timeout_seconds=11.0,
         runs_per_workflow_run=13,
+        task_queue="q",
+        records_task_queue="q-bookkeeping",
     )
     transfer = Transfer(
         id=3,
@@ -82,12 +86,22 @@ def test_a_backfill_input_takes_its_numbers_from_the_settings_and_the_transfer()
             heartbeat_timeout_seconds=11.0,
         ),
         runs_per_workflow_run=13,
+        records_task_queue="q-bookkeeping",
     )
 
 
+def test_the_records_queue_is_the_task_queues_name_with_records_unless_set() -> None:
+    assert Settings(task_queue="q").resolved_records_task_queue == "q-records"
+    assert Settings(task_queue="q", records_task_queue="r").resolved_records_task_queue == "r"
+    with pytest.raises(ValueError, match="must differ"):
+        Settings(task_queue="q", records_task_queue="q")
+
+
 def test_the_reconciler_takes_its_numbers_from_the_settings() -> None:
-    settings = Settings(reconcile_interval_seconds=3.0, reconcile_created_grace_seconds=4.0)
+    settings = Settings(
+        reconcile_interval_seconds=3.0, reconcile_created_grace_seconds=4.0, task_queue="q"
+    )
 
     assert reconciler_input(settings) == ReconcilerInput(
-        interval_seconds=3.0, created_grace_seconds=4.0
+        interval_seconds=3.0, created_grace_seconds=4.0, records_task_queue="q-records"
     )
