@@ -122,6 +122,12 @@ class RecordActivities:
             db=self.db, backfill_id=input.backfill_id, data_dates=input.data_dates, strict=False
         )
 
+    @activity.defn(name="planned_dates")
+    @_missing_record_is_final
+    def planned_dates(self, input: BackfillRef) -> list[date]:
+        """The dates of a backfill planned at its creation (chosen dates), in order."""
+        return runs.waiting_dates(db=self.db, backfill_id=input.backfill_id)
+
     def all(self) -> list[Callable[..., object]]:
         return [
             self.plan_runs,
@@ -131,4 +137,5 @@ class RecordActivities:
             self.finish_backfill,
             self.record_control,
             self.prepare_retry,
+            self.planned_dates,
         ]

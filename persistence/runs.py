@@ -436,6 +436,20 @@ def failed_dates(session: Session, backfill_id: int) -> list[date]:
     )
 
 
+def waiting_dates(*, db: Database, backfill_id: int) -> list[date]:
+    """The dates of the backfill whose current run has not started, in order; NotFoundError
+    when the backfill does not exist."""
+    with db.read() as session:
+        get_row(
+            session,
+            Backfill,
+            backfill_id,
+            team_id=None,
+            missing=f"backfill {backfill_id} not found",
+        )
+        return dates_waiting_to_run(session, backfill_id)
+
+
 def dates_waiting_to_run(session: Session, backfill_id: int) -> list[date]:
     """The dates whose current run has not started, in order."""
     return list(

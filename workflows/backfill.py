@@ -139,7 +139,7 @@ class BackfillWorkflow:
         self._recorder = asyncio.create_task(self._keep_control_recorded(input))
         try:
             if input.carried is None:
-                await self._plan_runs(input)
+                await self._plan(input)
                 await self._record(RecordActivities.mark_scheduled, BackfillRef(input.backfill_id))
                 self._set_status(BackfillStatus.SCHEDULED)
             await self._dispatch(input)
@@ -166,6 +166,18 @@ class BackfillWorkflow:
     async def _continue_as_new(self, input: BackfillInput) -> None:
         await self._controls_recorded()
         workflow.continue_as_new(replace(input, carried=self._progress))
+
+    async def _plan(self, input: BackfillInput) -> None:
+        """Plan the range; a backfill of chosen dates (a retry of a cancelled one) was
+        planned when it was created: it runs exactly the dates it holds."""
+        if not input.planned_at_create:
+            await self._plan_runs(input)
+            return
+        dates = await self._record(RecordActivities.planned_dates, BackfillRef(input.backfill_id))
+        progress = self._progress
+        progress.requeued = dates[::-1] if input.run_order == RunOrder.NEWEST_FIRST else dates
+        progress.total = progress.planned = len(dates)
+        progress.next_date = None
 
     async def _plan_runs(self, input: BackfillInput) -> None:
         """Create the run rows in batches; safe to repeat, rows that exist are kept."""

@@ -93,6 +93,7 @@ class BackfillInput:
     max_failed_runs: int | None = None
     paused: bool = False
     paused_reason: str | None = None
+    planned_at_create: bool = False  # its runs exist already: chosen dates, not the range
     # The bookkeeping activities' queue; None (inputs from before it existed): the workflow's.
     records_task_queue: str | None = None
 

@@ -161,8 +161,14 @@ class FakeRecord:
             self.status = BackfillStatus.RUNNING
         return dates
 
+    @activity.defn(name="planned_dates")
+    async def planned_dates(self, input: BackfillRef) -> list[date]:
+        await self._enter("planned_dates")
+        return sorted(d for d, s in self.runs.items() if s == RunStatus.CREATED)
+
     def activities(self) -> list[Any]:
         return [
+            self.planned_dates,
             self.record_control,
             self.prepare_retry,
             self.plan_runs,

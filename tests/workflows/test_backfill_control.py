@@ -242,3 +242,19 @@ async def _retried(handle: Handle, count: int) -> bool:
 async def _attribute(handle: Handle, status: BackfillStatus) -> bool:
     description = await handle.describe()
     return description.typed_search_attributes.get(search_attributes.BACKFILL_STATUS) == status
+
+
+async def test_a_backfill_of_chosen_dates_runs_exactly_those(
+    client: Client, serving: WorkerFactory
+) -> None:
+    record = FakeRecord(runs={day(2): RunStatus.CREATED, day(5): RunStatus.CREATED})
+    async with serving(record.activities()) as queue:
+        input = replace(backfill_input(5, cap=1), planned_at_create=True)
+        handle = await start(client, queue, input)
+        result = await handle.result()
+        assert (await progress(handle)).total == 2
+        await record_history(client, handle.id, "planned-at-create")
+
+    assert (result.status, result.completed) == ("COMPLETED", 2)
+    assert record.started_order == [day(2), day(5)]
+    assert "plan_runs" not in record.calls

@@ -23,6 +23,7 @@ NOT_SETTINGS = {
     "paused",
     "paused_reason",
     "records_task_queue",
+    "planned_at_create",
 }
 
 
