@@ -8,7 +8,7 @@ activity, which the worker hands a `BackfillWorkflowClient`. Workflow code never
 """
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -31,7 +31,15 @@ from persistence.models import Backfill, Transfer
 from statuses import BackfillStatus
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_WORKFLOW, BackfillWorkflow
-from workflows.inputs import BackfillInput, CancelRequest, RunPolicy
+from workflows.inputs import (
+    BackfillInput,
+    CancelRequest,
+    LimitsRequest,
+    PauseRequest,
+    ResumeRequest,
+    RetryRequest,
+    RunPolicy,
+)
 from workflows.reconciler import RECONCILER_ID, ReconcilerInput, ReconcilerWorkflow
 
 log = logging.getLogger("backfills.temporal")
@@ -167,16 +175,41 @@ async def start_backfill_resolving_doubt(
 
 async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -> bool:
     """Tell the workflow to stop; False when it has already closed (nothing left to stop)."""
+    return await signal_backfill(client, backfill_id, "cancel", CancelRequest(user_id=user_id))
+
+
+async def signal_backfill(client: Client, backfill_id: int, signal: str, arg: object) -> bool:
+    """Send one of the backfill workflow's signals (`cancel`, `pause`, `resume`,
+    `set_limits`, `retry`); False when the workflow has already closed."""
     handle = client.get_workflow_handle(workflow_id(backfill_id))
     try:
-        await handle.signal(
-            BackfillWorkflow.cancel, CancelRequest(user_id=user_id), rpc_timeout=RPC_TIMEOUT
-        )
+        await handle.signal(signal, arg, rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
     return True
+
+
+async def signal_control(
+    client: Client,
+    backfill_id: int,
+    *,
+    pause: PauseRequest | None = None,
+    resume: bool = False,
+    limits: LimitsRequest | None = None,
+) -> None:
+    """Tell the workflow of a pause, a resume or new limits the record holds already."""
+    if pause is not None:
+        await signal_backfill(client, backfill_id, "pause", pause)
+    if resume:
+        await signal_backfill(client, backfill_id, "resume", ResumeRequest())
+    if limits is not None:
+        await signal_backfill(client, backfill_id, "set_limits", limits)
+
+
+async def signal_retry(client: Client, backfill_id: int, data_dates: list[date]) -> bool:
+    return await signal_backfill(client, backfill_id, "retry", RetryRequest(data_dates))
 
 
 async def open_backfill_ids(client: Client) -> set[int]:

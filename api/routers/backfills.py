@@ -5,9 +5,10 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.deps import (
+    AsyncDatabase,
     AsyncDbDep,
     BackfillId,
     DbDep,
@@ -20,12 +21,26 @@ from api.deps import (
 )
 from api.envelope import Envelope, error_responses, ok
 from api.errors import kept_but_not_started, service_unavailable, unprocessable
-from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
+from api.schemas.backfills import (
+    BackfillOut,
+    CreateBackfillRequest,
+    RetryBackfillRequest,
+    UpdateBackfillRequest,
+)
 from config import Settings
 from persistence import backfills, runs, transfers
 from persistence.db import Database
-from persistence.models import Backfill
-from temporal_client import StartOutcome, signal_cancel, start_backfill_resolving_doubt
+from persistence.models import Backfill, Transfer
+from statuses import BackfillStatus
+from temporal_client import (
+    StartOutcome,
+    backfill_workflow_status,
+    signal_cancel,
+    signal_control,
+    signal_retry,
+    start_backfill_resolving_doubt,
+)
+from workflows.inputs import LimitsRequest, PauseRequest
 
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
@@ -82,6 +97,19 @@ async def create_backfill(
             range_end=body.range_end,
         )
     )
+    await _start(backfill, transfer, database, settings, temporal)
+    return ok(BackfillOut.of(backfill, []))
+
+
+async def _start(
+    backfill: Backfill,
+    transfer: Transfer,
+    database: AsyncDatabase,
+    settings: Settings,
+    temporal: Client,
+) -> None:
+    """Start a new backfill's workflow, or answer 503: dropping the record when Temporal has
+    no workflow for it, keeping it (and saying so) when Temporal did not answer."""
     outcome = await start_backfill_resolving_doubt(temporal, settings, backfill, transfer)
     if outcome == StartOutcome.NOT_STARTED:
         backfill_id = backfill.id
@@ -92,7 +120,6 @@ async def create_backfill(
         raise service_unavailable("Temporal")
     if outcome == StartOutcome.UNKNOWN:
         raise kept_but_not_started(backfill.id, settings.reconcile_created_grace_seconds)
-    return ok(BackfillOut.of(backfill, []))
 
 
 @router.get(
@@ -138,9 +165,13 @@ def get_latest_backfill(
 @router.patch(
     "/backfills/{backfill_id}",
     operation_id="cancelBackfill",
-    summary="Cancel a backfill",
-    description="Stops starting runs at once; runs already running finish and still count. "
-    "422 on a COMPLETED or CANCELLED backfill.",
+    summary="Cancel, pause, resume or change a backfill",
+    description='`{"status": "CANCELLED"}` cancels: no run starts any more, runs '
+    "already running finish and still count; 422 on a COMPLETED or CANCELLED backfill. "
+    "Otherwise `paused` (true/false, with an optional `paused_reason`), "
+    "`max_concurrent_runs` and `max_failed_runs` (null: no failure budget) change an "
+    "incomplete backfill from its next scheduling step on. The status keeps its six values: "
+    "a pause shows in `paused`.",
     responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 async def cancel_backfill(
@@ -151,6 +182,8 @@ async def cancel_backfill(
     database: AsyncDbDep,
     temporal: TemporalDep,
 ) -> Envelope[BackfillOut]:
+    if not body.is_cancel:
+        return await _change_control(team_id, backfill_id, body, caller.user_id, database, temporal)
     cancelled = await database.run(
         lambda db: backfills.cancel_backfill(
             db=db, backfill_id=backfill_id, user_id=caller.user_id, team_id=team_id
@@ -161,6 +194,128 @@ async def cancel_backfill(
         database.run(lambda db: _with_reports(db, [cancelled])),
     )
     return ok(report[0])
+
+
+async def _change_control(
+    team_id: int,
+    backfill_id: int,
+    body: UpdateBackfillRequest,
+    user_id: int,
+    database: AsyncDatabase,
+    temporal: Client,
+) -> Envelope[BackfillOut]:
+    """The record first (the truth, answered at once), then the workflow's signals."""
+    reason = (body.paused_reason or f"paused by user {user_id}") if body.paused else None
+    changed = await database.run(
+        lambda db: backfills.change_control(
+            db=db,
+            team_id=team_id,
+            backfill_id=backfill_id,
+            paused=body.paused,
+            paused_reason=reason,
+            max_concurrent_runs=body.max_concurrent_runs,
+            max_failed_runs=body.max_failed_runs,
+            remove_failure_budget=body.removes_failure_budget,
+        )
+    )
+    limits_given = body.model_fields_set & {"max_concurrent_runs", "max_failed_runs"}
+    try:
+        await signal_control(
+            temporal,
+            backfill_id,
+            pause=PauseRequest(reason) if body.paused else None,
+            resume=body.paused is False,
+            limits=LimitsRequest(
+                max_concurrent_runs=body.max_concurrent_runs,
+                max_failed_runs=body.max_failed_runs,
+                remove_failure_budget=body.removes_failure_budget,
+            )
+            if limits_given
+            else None,
+        )
+    except Exception as exc:
+        # The record holds the change; the reconciler tells the workflow when it can.
+        log.warning("could not signal the change of backfill %s: %s", backfill_id, exc)
+    report = await database.run(lambda db: _with_reports(db, [changed]))
+    return ok(report[0])
+
+
+@router.post(
+    "/backfills/{backfill_id}/retry",
+    operation_id="retryBackfill",
+    summary="Retry a backfill's failed or undone dates",
+    description="On a FAILED backfill: its failed dates (all, or `data_dates`) run again in "
+    "place; it is RUNNING again and ends COMPLETED if they now succeed. The failed runs stay "
+    "in the runs list. On a CANCELLED backfill: a new backfill over exactly the dates it did "
+    "not complete (its `retry_of_backfill_id` names the cancelled one, which stays as it "
+    "is). 422 on any other status, or on dates that did not fail or were not left undone.",
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+)
+async def retry_backfill(
+    team_id: TeamId,
+    backfill_id: BackfillId,
+    caller: WriteAccess,
+    database: AsyncDbDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    body: RetryBackfillRequest | None = None,
+) -> Envelope[BackfillOut]:
+    dates = body.data_dates if body else None
+    backfill = await database.run(
+        lambda db: backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
+    )
+    if backfill.status == BackfillStatus.CANCELLED:
+        retry = await database.run(
+            lambda db: backfills.create_retry_backfill(
+                db=db,
+                team_id=team_id,
+                backfill_id=backfill_id,
+                user_id=caller.user_id,
+                data_dates=dates,
+            )
+        )
+        transfer = await database.run(
+            lambda db: transfers.get_transfer_for_worker(db=db, transfer_id=retry.transfer_id)
+        )
+        await _start(retry, transfer, database, settings, temporal)
+        return ok(BackfillOut.of(retry, []))
+    if backfill.status != BackfillStatus.FAILED:
+        raise unprocessable(
+            f"the backfill is {backfill.status}: only a FAILED backfill (its failed dates, in "
+            "place) or a CANCELLED one (a new backfill of the dates it left undone) can be "
+            "retried"
+        )
+    await _check_workflow_waits(temporal, backfill_id)
+    retried = await database.run(
+        lambda db: backfills.retry_failed_dates(
+            db=db, backfill_id=backfill_id, data_dates=dates, strict=True, team_id=team_id
+        )
+    )
+    try:
+        await signal_retry(temporal, backfill_id, retried)
+    except Exception as exc:
+        log.warning("could not signal the retry of backfill %s: %s", backfill_id, exc)
+    updated = await database.run(
+        lambda db: _with_reports(
+            db, [backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)]
+        )
+    )
+    return ok(updated[0])
+
+
+async def _check_workflow_waits(temporal: Client, backfill_id: int) -> None:
+    """A FAILED backfill is retried by its workflow, which waits open for it (workflows
+    started before retries existed closed instead)."""
+    try:
+        status = await backfill_workflow_status(temporal, backfill_id)
+    except Exception:
+        raise service_unavailable("Temporal") from None
+    if status != WorkflowExecutionStatus.RUNNING:
+        raise unprocessable(
+            "the backfill's workflow has ended (it failed before retries existed, or an "
+            "operator ended it), so its dates cannot be retried in place: cancel it, then "
+            "retry it to make a new backfill of the dates it left undone"
+        )
 
 
 async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> None:

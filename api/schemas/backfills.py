@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import IsoDate, UtcTimestamp
 from persistence.models import Backfill
@@ -21,11 +21,72 @@ class CreateBackfillRequest(BaseModel):
 
 
 class UpdateBackfillRequest(BaseModel):
+    """Cancel (`status` alone), or pause, resume and change limits (any of the others)."""
+
     model_config = ConfigDict(
-        strict=True, json_schema_extra={"examples": [{"status": BackfillStatus.CANCELLED}]}
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"status": BackfillStatus.CANCELLED},
+                {"paused": True, "paused_reason": "the source is in maintenance until 14:00"},
+                {"paused": False},
+                {"max_concurrent_runs": 8, "max_failed_runs": 20},
+            ]
+        },
     )
 
-    status: Literal["CANCELLED"] = Field(description="The only accepted value: CANCELLED.")
+    status: Literal["CANCELLED"] | None = Field(
+        None, description="CANCELLED, the only status accepted: cancel the backfill."
+    )
+    paused: bool | None = Field(
+        None, description="true: start no run until resumed (runs in flight finish); false: resume."
+    )
+    paused_reason: str | None = Field(
+        None, min_length=1, max_length=500, description="Why, shown with the pause."
+    )
+    max_concurrent_runs: int | None = Field(
+        None, ge=1, le=500, description="The new cap on runs in flight, from the next start on."
+    )
+    max_failed_runs: int | None = Field(
+        None, ge=1, description="The failure budget: pause once this many runs failed; null: none."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_change(self) -> "UpdateBackfillRequest":
+        given = self.model_fields_set
+        if not given:
+            raise ValueError("nothing to change: give status, paused or a limit")
+        if "status" in given and (self.status is None or given != {"status"}):
+            raise ValueError('a cancel is {"status": "CANCELLED"} and nothing else')
+        if "paused" in given and self.paused is None:
+            raise ValueError("paused must be true or false")
+        if "max_concurrent_runs" in given and self.max_concurrent_runs is None:
+            raise ValueError("max_concurrent_runs must be a number from 1 to 500")
+        if self.paused_reason is not None and self.paused is not True:
+            raise ValueError("paused_reason goes with paused: true")
+        return self
+
+    @property
+    def is_cancel(self) -> bool:
+        return self.status is not None
+
+    @property
+    def removes_failure_budget(self) -> bool:
+        return "max_failed_runs" in self.model_fields_set and self.max_failed_runs is None
+
+
+class RetryBackfillRequest(BaseModel):
+    model_config = ConfigDict(
+        strict=True, json_schema_extra={"examples": [{}, {"data_dates": ["2024-01-05"]}]}
+    )
+
+    data_dates: list[IsoDate] | None = Field(
+        None,
+        min_length=1,
+        max_length=36_600,
+        description="Only these dates (each must have failed, or been left undone by a "
+        "cancel); absent: all of them.",
+    )
 
 
 class BackfillRunErrorOut(BaseModel):
