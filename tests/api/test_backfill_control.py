@@ -166,8 +166,8 @@ def test_a_failed_backfill_retried_in_place_completes_and_keeps_its_history(
             "max_concurrent_runs": 3,
         },
     )
-    transfer_id = data_id = response.json()["data"]["transfer_id"]
-    backfill_id = tenant.create_backfill(data_id, "2024-05-01", "2024-05-03")[
+    transfer_id = response.json()["data"]["transfer_id"]
+    backfill_id = tenant.create_backfill(transfer_id, "2024-05-01", "2024-05-03")[
         "transfer_backfill_id"
     ]
     failed = tenant.wait_until_status(backfill_id, "FAILED", timeout=60)
