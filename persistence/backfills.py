@@ -48,18 +48,9 @@ def create_backfill(
     """
     with db.write() as session:
         team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
-        overlapping = session.exec(
-            select(Backfill.id).where(
-                Backfill.transfer_id == transfer_id,
-                col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
-                Backfill.range_start_date <= range_end,
-                Backfill.range_end_date >= range_start,
-            )
-        ).first()
+        overlapping = _overlapping_backfill(session, transfer_id, range_start, range_end)
         if overlapping is not None:
-            raise OverlapError(
-                f"the range overlaps incomplete backfill {overlapping} of transfer {transfer_id}"
-            )
+            raise OverlapError(overlap_message(overlapping, transfer_id))
         backfill = Backfill(
             team_id=team_id,
             transfer_id=transfer_id,
@@ -72,6 +63,33 @@ def create_backfill(
         session.add(backfill)
         session.flush()
         return backfill
+
+
+def overlapping_backfill(
+    *, db: Database, team_id: int, transfer_id: int, range_start: date, range_end: date
+) -> int | None:
+    """The id of an incomplete backfill of the team's transfer that a backfill of
+    `range_start..range_end` would overlap (the check `create_backfill` makes), if any."""
+    with db.read() as session:
+        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id)
+        return _overlapping_backfill(session, transfer_id, range_start, range_end)
+
+
+def overlap_message(backfill_id: int, transfer_id: int) -> str:
+    return f"the range overlaps incomplete backfill {backfill_id} of transfer {transfer_id}"
+
+
+def _overlapping_backfill(
+    session: Session, transfer_id: int, range_start: date, range_end: date
+) -> int | None:
+    return session.exec(
+        select(Backfill.id).where(
+            Backfill.transfer_id == transfer_id,
+            col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
+            Backfill.range_start_date <= range_end,
+            Backfill.range_end_date >= range_start,
+        )
+    ).first()
 
 
 def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:

@@ -2,11 +2,11 @@
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from temporalio.client import Client
 
+from api.backfill_rules import range_refusal
 from api.deps import (
     AsyncDbDep,
     BackfillId,
@@ -173,16 +173,11 @@ async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> No
 
 
 def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
-    if body.range_end < body.range_start:
-        raise unprocessable("range_end is before range_start")
-    today = datetime.now(UTC).date()
-    if body.range_end > today:
-        raise unprocessable(f"the range reaches into the future (today is {today} UTC)")
-    days = (body.range_end - body.range_start).days + 1
-    if days > settings.max_range_days:
-        raise unprocessable(
-            f"the range covers {days} days; at most {settings.max_range_days} are allowed"
-        )
+    problem = range_refusal(
+        body.range_start, body.range_end, max_range_days=settings.max_range_days
+    )
+    if problem is not None:
+        raise unprocessable(problem)
 
 
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
