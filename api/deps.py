@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from api.errors import forbidden, too_many_requests, unauthorized
 from api.rate_limit import RateLimiter
+from api.schemas.common import MAX_INT
 from config import Settings
 from persistence import accounts
 from persistence.accounts import Caller
@@ -26,7 +27,7 @@ from persistence.db import Database
 from persistence.models import Scope
 from persistence.secret_box import SecretBox
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+MAX_ID = MAX_INT  # ids are 32-bit integers in the database
 T = TypeVar("T")
 
 

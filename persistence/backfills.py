@@ -18,7 +18,7 @@ from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError, OverlapError
 from persistence.lookup import get_row
-from persistence.models import Backfill
+from persistence.models import Backfill, RunOrder, Transfer
 from persistence.transfers import team_transfer_row
 from statuses import (
     ACTIVE_BACKFILL_STATUSES,
@@ -40,29 +40,62 @@ def create_backfill(
     user_id: int,
     range_start: date,
     range_end: date,
+    max_concurrent_runs: int | None = None,
+    max_failed_runs: int | None = None,
+    run_order: RunOrder = RunOrder.OLDEST_FIRST,
 ) -> Backfill:
     """Insert a CREATED backfill unless the range overlaps an incomplete one of the transfer.
 
     The transfer row is locked first (`BEGIN IMMEDIATE` on SQLite), so concurrent creates on
     one transfer are serialized and at most one of two overlapping requests succeeds.
+    `max_concurrent_runs` None leaves the transfer's cap in force (as it is when the runs
+    start); `max_failed_runs` None takes the transfer's failure budget now, if it has one.
     """
     with db.write() as session:
-        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
-        overlapping = _overlapping_backfill(session, transfer_id, range_start, range_end)
-        if overlapping is not None:
-            raise OverlapError(overlap_message(overlapping, transfer_id))
-        backfill = Backfill(
-            team_id=team_id,
-            transfer_id=transfer_id,
-            range_start_date=range_start,
-            range_end_date=range_end,
-            created_time=utcnow(),
-            created_user_id=user_id,
-            transfer_runs_total=(range_end - range_start).days + 1,
+        transfer = team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
+        return _insert_backfill(
+            session,
+            transfer,
+            user_id=user_id,
+            range_start=range_start,
+            range_end=range_end,
+            max_concurrent_runs=max_concurrent_runs,
+            max_failed_runs=max_failed_runs,
+            run_order=run_order,
         )
-        session.add(backfill)
-        session.flush()
-        return backfill
+
+
+def _insert_backfill(
+    session: Session,
+    transfer: Transfer,
+    *,
+    user_id: int,
+    range_start: date,
+    range_end: date,
+    max_concurrent_runs: int | None,
+    max_failed_runs: int | None,
+    run_order: RunOrder,
+) -> Backfill:
+    """`create_backfill` once the transfer row is locked: the overlap rule, then the row."""
+    assert transfer.id is not None
+    overlapping = _overlapping_backfill(session, transfer.id, range_start, range_end)
+    if overlapping is not None:
+        raise OverlapError(overlap_message(overlapping, transfer.id))
+    backfill = Backfill(
+        team_id=transfer.team_id,
+        transfer_id=transfer.id,
+        range_start_date=range_start,
+        range_end_date=range_end,
+        created_time=utcnow(),
+        created_user_id=user_id,
+        transfer_runs_total=(range_end - range_start).days + 1,
+        max_concurrent_runs=max_concurrent_runs,
+        max_failed_runs=transfer.max_failed_runs if max_failed_runs is None else max_failed_runs,
+        run_order=run_order,
+    )
+    session.add(backfill)
+    session.flush()
+    return backfill
 
 
 def overlapping_backfill(

@@ -322,3 +322,54 @@ def _end_run(
 
 def _dates(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def recent_durations_by_backfill(
+    *, db: Database, backfill_ids: list[int], per_backfill: int
+) -> dict[int, list[float]]:
+    """How long (seconds, started to ended) each backfill's latest completed runs took, at
+    most `per_backfill` of each, the latest ended first: one query for any number."""
+    return _recent_durations(db, col(TransferRun.backfill_id), backfill_ids, per_backfill)
+
+
+def recent_durations_by_transfer(
+    *, db: Database, transfer_ids: list[int], per_transfer: int
+) -> dict[int, list[float]]:
+    """`recent_durations_by_backfill` for transfers: their latest completed runs, of any
+    backfill or type."""
+    return _recent_durations(db, col(TransferRun.transfer_id), transfer_ids, per_transfer)
+
+
+def _recent_durations(
+    db: Database, group: Any, ids: list[int], per_group: int
+) -> dict[int, list[float]]:
+    found: dict[int, list[float]] = defaultdict(list)
+    if not ids:
+        return found
+    ended = col(TransferRun.ended_time)
+    ranked = (
+        select(
+            group.label("group_id"),
+            col(TransferRun.started_time).label("started_time"),
+            ended.label("ended_time"),
+            func.row_number()
+            .over(partition_by=group, order_by=(ended.desc(), col(TransferRun.id).desc()))
+            .label("position"),
+        )
+        .where(
+            group.in_(ids),
+            TransferRun.status == RunStatus.COMPLETED,
+            col(TransferRun.started_time).is_not(None),
+            ended.is_not(None),
+        )
+        .subquery()
+    )
+    query = (
+        select(ranked.c.group_id, ranked.c.started_time, ranked.c.ended_time)
+        .where(ranked.c.position <= per_group)
+        .order_by(ranked.c.group_id, ranked.c.position)
+    )
+    with db.read() as session:
+        for group_id, started, ended_at in session.execute(query):
+            found[group_id].append(max(0.0, (ended_at - started).total_seconds()))
+    return found

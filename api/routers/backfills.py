@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from temporalio.client import Client
 
 from api.backfill_rules import range_refusal
+from api.backfill_views import backfill_views
 from api.deps import (
     AsyncDbDep,
     BackfillId,
@@ -22,7 +23,7 @@ from api.envelope import Envelope, error_responses, ok
 from api.errors import kept_but_not_started, service_unavailable, unprocessable
 from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
 from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.db import Database
 from persistence.models import Backfill
 from temporal_client import StartOutcome, signal_cancel, start_backfill_resolving_doubt
@@ -80,6 +81,9 @@ async def create_backfill(
             user_id=caller.user_id,
             range_start=body.range_start,
             range_end=body.range_end,
+            max_concurrent_runs=body.max_concurrent_runs,
+            max_failed_runs=body.max_failed_runs,
+            run_order=body.run_order,
         )
     )
     outcome = await start_backfill_resolving_doubt(temporal, settings, backfill, transfer)
@@ -92,7 +96,7 @@ async def create_backfill(
         raise service_unavailable("Temporal")
     if outcome == StartOutcome.UNKNOWN:
         raise kept_but_not_started(backfill.id, settings.reconcile_created_grace_seconds)
-    return ok(BackfillOut.of(backfill, []))
+    return ok((await database.run(lambda db: _with_reports(db, [backfill])))[0])
 
 
 @router.get(
@@ -181,9 +185,5 @@ def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
 
 
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
-    """The backfills with their error reports and runs in flight (two queries in all)."""
-    with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
-    reports = runs.error_reports(db=db, backfill_ids=with_failures)
-    started = [b.id for b in found if b.id and b.start_time is not None]
-    running = runs.runs_in_flight(db=db, backfill_ids=started)
-    return [BackfillOut.of(b, reports.get(b.id or 0, []), running.get(b.id or 0, 0)) for b in found]
+    """The backfills with their error reports, runs in flight, caps and estimated ends."""
+    return backfill_views(db, found)
