@@ -53,6 +53,13 @@ ENDPOINTS = [
         json={"status": "CANCELLED"},
     ),
     Endpoint(
+        "dry run backfill",
+        "POST",
+        "/teams/{team}/transfers/{transfer}/backfills/dry_run",
+        write=True,
+        json={"range_start": "2023-06-01", "range_end": "2023-06-01"},
+    ),
+    Endpoint(
         "list runs",
         "GET",
         "/teams/{team}/transfers/{transfer}/runs",
