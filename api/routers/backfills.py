@@ -3,15 +3,17 @@
 import asyncio
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from temporalio.client import Client
 
 from api.backfill_rules import range_refusal
 from api.backfill_views import backfill_views
 from api.deps import (
+    AsyncDatabase,
     AsyncDbDep,
     BackfillId,
     DbDep,
+    IdempotencyKeyHeader,
     ReadAccess,
     SettingsDep,
     TeamId,
@@ -21,6 +23,7 @@ from api.deps import (
 )
 from api.envelope import Envelope, error_responses, ok
 from api.errors import kept_but_not_started, service_unavailable, unprocessable
+from api.idempotency import REPLAYED, REPLAYED_HEADER, request_digest
 from api.schemas.backfills import BackfillOut, CreateBackfillRequest, UpdateBackfillRequest
 from config import Settings
 from persistence import backfills, transfers
@@ -54,9 +57,10 @@ _CREATED_BACKFILL_LINKS = {
     operation_id="createBackfill",
     summary="Create a backfill",
     description="Re-process every date of the range, one transfer run per date. Answers at "
-    "once with the CREATED backfill; processing is asynchronous.",
+    "once with the CREATED backfill; processing is asynchronous. With an `Idempotency-Key`, "
+    "a retry of the same request within 24 h answers the backfill the first one made.",
     responses={
-        200: {"links": _CREATED_BACKFILL_LINKS},
+        200: {"links": _CREATED_BACKFILL_LINKS, "headers": REPLAYED_HEADER},
         **error_responses(400, 401, 403, 404, 422, 429, 503),
     },
 )
@@ -68,24 +72,31 @@ async def create_backfill(
     database: AsyncDbDep,
     settings: SettingsDep,
     temporal: TemporalDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Envelope[BackfillOut]:
+    digest = request_digest(transfer_id, body)
+    if idempotency_key is not None:
+        key = idempotency_key
+        earlier = await database.run(
+            lambda db: backfills.keyed_backfill(
+                db=db, team_id=team_id, idempotency_key=key, request_digest=digest
+            )
+        )
+        if earlier is not None:
+            return await _replayed(database, response, earlier)
     _check_range(body, settings)
     transfer = await database.run(
         lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     )
-    backfill = await database.run(
-        lambda db: backfills.create_backfill(
-            db=db,
-            team_id=team_id,
-            transfer_id=transfer_id,
-            user_id=caller.user_id,
-            range_start=body.range_start,
-            range_end=body.range_end,
-            max_concurrent_runs=body.max_concurrent_runs,
-            max_failed_runs=body.max_failed_runs,
-            run_order=body.run_order,
+    created = await database.run(
+        lambda db: _insert_backfill(
+            db, team_id, transfer_id, caller.user_id, body, idempotency_key, digest
         )
     )
+    if created.replayed:
+        return await _replayed(database, response, created.backfill)
+    backfill = created.backfill
     outcome = await start_backfill_resolving_doubt(temporal, settings, backfill, transfer)
     if outcome == StartOutcome.NOT_STARTED:
         backfill_id = backfill.id
@@ -174,6 +185,51 @@ async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> No
         # The record is cancelled and no run can start any more; the workflow only learns
         # of it later, when it finds its remaining runs cancelled.
         log.warning("could not signal the cancel of backfill %s: %s", backfill_id, exc)
+
+
+def _insert_backfill(
+    db: Database,
+    team_id: int,
+    transfer_id: int,
+    user_id: int,
+    body: CreateBackfillRequest,
+    idempotency_key: str | None,
+    digest: str,
+) -> backfills.KeyedCreate:
+    if idempotency_key is None:
+        backfill = backfills.create_backfill(
+            db=db,
+            team_id=team_id,
+            transfer_id=transfer_id,
+            user_id=user_id,
+            range_start=body.range_start,
+            range_end=body.range_end,
+            max_concurrent_runs=body.max_concurrent_runs,
+            max_failed_runs=body.max_failed_runs,
+            run_order=body.run_order,
+        )
+        return backfills.KeyedCreate(backfill, replayed=False)
+    return backfills.create_backfill_once(
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer_id,
+        user_id=user_id,
+        range_start=body.range_start,
+        range_end=body.range_end,
+        max_concurrent_runs=body.max_concurrent_runs,
+        max_failed_runs=body.max_failed_runs,
+        run_order=body.run_order,
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+    )
+
+
+async def _replayed(
+    database: AsyncDatabase, response: Response, backfill: Backfill
+) -> Envelope[BackfillOut]:
+    """The answer to a create whose key made `backfill` earlier: the backfill as it is now."""
+    response.headers[REPLAYED] = "true"
+    return ok((await database.run(lambda db: _with_reports(db, [backfill])))[0])
 
 
 def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
