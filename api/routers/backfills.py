@@ -42,6 +42,7 @@ _THE_NEW_BACKFILL = {
 _CREATED_BACKFILL_LINKS = {
     "getBackfill": {"operationId": "getBackfill", "parameters": _THE_NEW_BACKFILL},
     "cancelBackfill": {"operationId": "cancelBackfill", "parameters": _THE_NEW_BACKFILL},
+    "listBackfillDates": {"operationId": "listBackfillDates", "parameters": _THE_NEW_BACKFILL},
     "getLatestBackfill": {
         "operationId": "getLatestBackfill",
         "parameters": {

@@ -39,6 +39,7 @@ ENDPOINTS = [
     ),
     Endpoint("list backfills", "GET", "/teams/{team}/backfills", write=False),
     Endpoint("get backfill", "GET", "/teams/{team}/backfills/{backfill}", write=False),
+    Endpoint("backfill dates", "GET", "/teams/{team}/backfills/{backfill}/dates", write=False),
     Endpoint(
         "latest backfill",
         "GET",
