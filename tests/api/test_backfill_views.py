@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from api.backfill_views import backfill_views
@@ -11,6 +12,13 @@ from persistence import backfills
 from persistence.models import Backfill
 from tests.persistence.test_backfills import Owner, begin, complete, day, fail, plan
 from tests.persistence.test_backfills import owner as owner  # the fixture
+
+
+@pytest.fixture
+def database_url(quiet_database_url: str) -> str:
+    """A database of this module's own: its backfills run without workflows, which the
+    shared stack's reconciler would fail."""
+    return quiet_database_url
 
 
 @contextmanager
