@@ -12,13 +12,14 @@ holds the `Database` itself (tests/api/test_event_loop.py checks both).
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.errors import forbidden, too_many_requests, unauthorized
 from api.rate_limit import RateLimiter
+from api.schemas.common import MAX_INT
 from config import Settings
 from persistence import accounts
 from persistence.accounts import Caller
@@ -26,7 +27,7 @@ from persistence.db import Database
 from persistence.models import Scope
 from persistence.secret_box import SecretBox
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+MAX_ID = MAX_INT  # ids are 32-bit integers in the database
 T = TypeVar("T")
 
 
@@ -115,6 +116,19 @@ TeamId = Annotated[int, Path(ge=1, le=MAX_ID, description="The team's id")]
 TransferId = Annotated[int, Path(ge=1, le=MAX_ID, description="The transfer's id")]
 BackfillId = Annotated[int, Path(ge=1, le=MAX_ID, description="The backfill's id")]
 TransferRunId = Annotated[int, Path(ge=1, le=MAX_ID, description="The transfer run's id")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="Makes a create safe to retry: the same key with the same body within "
+        "24 h answers the backfill the first request made (200, header "
+        "`Idempotent-Replayed: true`), even from another API process; with another body, "
+        "422. Keys belong to the team. 1 to 255 visible ASCII characters (a UUID, say).",
+    ),
+]
 
 
 def _authorize(caller: Caller, team_id: int, scope: Scope, permission: str) -> Caller:

@@ -12,7 +12,12 @@ from starlette.routing import Match
 
 from api.envelope import ERROR_CODES, ErrorBody, ErrorEnvelope, Meta
 from api.request_context import current_request_id
-from persistence.errors import InvalidStateError, NotFoundError, OverlapError
+from persistence.errors import (
+    IdempotencyKeyMismatch,
+    InvalidStateError,
+    NotFoundError,
+    OverlapError,
+)
 
 log = logging.getLogger("backfills.api")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -105,6 +110,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidStateError)
     async def _invalid_state(_: Request, exc: InvalidStateError) -> JSONResponse:
+        return error_response(ApiErrorResponse(422, str(exc)))
+
+    @app.exception_handler(IdempotencyKeyMismatch)
+    async def _key_reused(_: Request, exc: IdempotencyKeyMismatch) -> JSONResponse:
         return error_response(ApiErrorResponse(422, str(exc)))
 
     @app.exception_handler(RequestValidationError)

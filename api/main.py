@@ -13,7 +13,16 @@ from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
 from api.rate_limit import RateLimiter
 from api.request_context import RequestContextMiddleware
-from api.routers import backfills, health, metrics, runs, secrets, transfers
+from api.routers import (
+    backfill_dates,
+    backfills,
+    dry_runs,
+    health,
+    metrics,
+    runs,
+    secrets,
+    transfers,
+)
 from api.temporal import TemporalConnection
 from config import Settings, get_settings
 from observability.tracing import setup_tracing
@@ -58,7 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: counts every answer
     install_error_handlers(app)
-    for router in (backfills.router, runs.router, transfers.router, secrets.router):
+    for router in (
+        backfills.router,
+        dry_runs.router,
+        backfill_dates.router,
+        runs.router,
+        transfers.router,
+        secrets.router,
+    ):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)

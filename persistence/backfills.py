@@ -13,17 +13,24 @@ close_abandoned_backfill's `SELECT ... FOR UPDATE` lock the backfill before they
 so neither can deadlock with a run starting or ending on PostgreSQL.
 """
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from persistence import runs
 from persistence.clock import utcnow
 from persistence.db import Database
-from persistence.errors import InvalidStateError, NotFoundError, OverlapError
+from persistence.errors import (
+    IdempotencyKeyMismatch,
+    InvalidStateError,
+    NotFoundError,
+    OverlapError,
+)
 from persistence.lookup import get_row
-from persistence.models import Backfill
+from persistence.models import Backfill, IdempotencyKey, RunOrder, Transfer
 from persistence.transfers import team_transfer_row
 from statuses import (
     ACTIVE_BACKFILL_STATUSES,
@@ -35,6 +42,8 @@ from statuses import (
 )
 
 _NOT_FOUND = "backfill not found"
+# How long an `Idempotency-Key` answers for the backfill it made; then it may be used again.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
 
 def create_backfill(
@@ -45,44 +54,200 @@ def create_backfill(
     user_id: int,
     range_start: date,
     range_end: date,
+    max_concurrent_runs: int | None = None,
+    max_failed_runs: int | None = None,
+    run_order: RunOrder = RunOrder.OLDEST_FIRST,
 ) -> Backfill:
     """Insert a CREATED backfill unless the range overlaps an incomplete one of the transfer.
 
     The transfer row is locked first (`BEGIN IMMEDIATE` on SQLite), so concurrent creates on
     one transfer are serialized and at most one of two overlapping requests succeeds.
+    `max_concurrent_runs` None leaves the transfer's cap in force (as it is when the runs
+    start); `max_failed_runs` None takes the transfer's failure budget now, if it has one.
     """
     with db.write() as session:
-        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
-        _refuse_overlap(session, transfer_id, range_start, range_end)
-        backfill = Backfill(
-            team_id=team_id,
-            transfer_id=transfer_id,
-            range_start_date=range_start,
-            range_end_date=range_end,
-            created_time=utcnow(),
-            created_user_id=user_id,
-            transfer_runs_total=(range_end - range_start).days + 1,
+        transfer = team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
+        return _insert_backfill(
+            session,
+            transfer,
+            user_id=user_id,
+            range_start=range_start,
+            range_end=range_end,
+            max_concurrent_runs=max_concurrent_runs,
+            max_failed_runs=max_failed_runs,
+            run_order=run_order,
         )
-        session.add(backfill)
-        session.flush()
-        return backfill
+
+
+def _insert_backfill(
+    session: Session,
+    transfer: Transfer,
+    *,
+    user_id: int,
+    range_start: date,
+    range_end: date,
+    max_concurrent_runs: int | None,
+    max_failed_runs: int | None,
+    run_order: RunOrder,
+) -> Backfill:
+    """`create_backfill` once the transfer row is locked: the overlap rule, then the row."""
+    assert transfer.id is not None
+    _refuse_overlap(session, transfer.id, range_start, range_end)
+    backfill = Backfill(
+        team_id=transfer.team_id,
+        transfer_id=transfer.id,
+        range_start_date=range_start,
+        range_end_date=range_end,
+        created_time=utcnow(),
+        created_user_id=user_id,
+        transfer_runs_total=(range_end - range_start).days + 1,
+        max_concurrent_runs=max_concurrent_runs,
+        max_failed_runs=transfer.max_failed_runs if max_failed_runs is None else max_failed_runs,
+        run_order=run_order,
+    )
+    session.add(backfill)
+    session.flush()
+    return backfill
+
+
+@dataclass(frozen=True)
+class KeyedCreate:
+    """What a create with an `Idempotency-Key` did: made `backfill`, or (`replayed`) found
+    the one the key's first request made."""
+
+    backfill: Backfill
+    replayed: bool
+
+
+def create_backfill_once(
+    *,
+    db: Database,
+    team_id: int,
+    transfer_id: int,
+    user_id: int,
+    range_start: date,
+    range_end: date,
+    idempotency_key: str,
+    request_digest: str,
+    max_concurrent_runs: int | None = None,
+    max_failed_runs: int | None = None,
+    run_order: RunOrder = RunOrder.OLDEST_FIRST,
+) -> KeyedCreate:
+    """`create_backfill` under an idempotency key of the team: the first request with the key
+    creates the backfill and records the key in the same transaction (a crash keeps both or
+    neither); a later one within IDEMPOTENCY_KEY_LIFETIME with the same `request_digest` gets
+    that backfill back, with another digest IdempotencyKeyMismatch. Older keys are purged
+    here, so they may be used again.
+
+    Concurrent requests with one key are serialized by the transfer's row lock when they
+    name the same transfer; naming different ones (so different requests), the key's unique
+    index lets one insert it and the other, refused, looks again and finds it.
+    """
+    for attempt in (1, 2):
+        try:
+            with db.write() as session:
+                transfer = team_transfer_row(
+                    session, team_id=team_id, transfer_id=transfer_id, lock=True
+                )
+                now = utcnow()
+                session.execute(
+                    delete(IdempotencyKey).where(
+                        col(IdempotencyKey.team_id) == team_id,
+                        col(IdempotencyKey.created_time) < now - IDEMPOTENCY_KEY_LIFETIME,
+                    )
+                )
+                earlier = _keyed_backfill(session, team_id, idempotency_key, request_digest, now)
+                if earlier is not None:
+                    return KeyedCreate(earlier, replayed=True)
+                backfill = _insert_backfill(
+                    session,
+                    transfer,
+                    user_id=user_id,
+                    range_start=range_start,
+                    range_end=range_end,
+                    max_concurrent_runs=max_concurrent_runs,
+                    max_failed_runs=max_failed_runs,
+                    run_order=run_order,
+                )
+                session.add(
+                    IdempotencyKey(
+                        team_id=team_id,
+                        key=idempotency_key,
+                        request_digest=request_digest,
+                        backfill_id=backfill.id,
+                        created_time=now,
+                    )
+                )
+                session.flush()
+                return KeyedCreate(backfill, replayed=False)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def keyed_backfill(
+    *, db: Database, team_id: int, idempotency_key: str, request_digest: str
+) -> Backfill | None:
+    """The backfill the team's live `idempotency_key` made, if it is in use;
+    IdempotencyKeyMismatch when it was made by another request than `request_digest`."""
+    with db.read() as session:
+        return _keyed_backfill(session, team_id, idempotency_key, request_digest, utcnow())
+
+
+def _keyed_backfill(
+    session: Session, team_id: int, key: str, request_digest: str, now: datetime
+) -> Backfill | None:
+    found = session.exec(
+        select(IdempotencyKey).where(
+            IdempotencyKey.team_id == team_id,
+            IdempotencyKey.key == key,
+            col(IdempotencyKey.created_time) >= now - IDEMPOTENCY_KEY_LIFETIME,
+        )
+    ).first()
+    if found is None or found.backfill_id is None:
+        return None
+    if found.request_digest != request_digest:
+        raise IdempotencyKeyMismatch(
+            f'the Idempotency-Key "{key}" was already used with a different request (it '
+            f"created backfill {found.backfill_id}); a new request needs a new key"
+        )
+    return session.get(Backfill, found.backfill_id)
+
+
+def overlapping_backfill(
+    *, db: Database, team_id: int, transfer_id: int, range_start: date, range_end: date
+) -> int | None:
+    """The id of an incomplete backfill of the team's transfer that a backfill of
+    `range_start..range_end` would overlap (the check `create_backfill` makes), if any."""
+    with db.read() as session:
+        team_transfer_row(session, team_id=team_id, transfer_id=transfer_id)
+        return _overlapping_backfill(session, transfer_id, range_start, range_end)
+
+
+def overlap_message(backfill_id: int, transfer_id: int) -> str:
+    return f"the range overlaps incomplete backfill {backfill_id} of transfer {transfer_id}"
+
+
+def _overlapping_backfill(
+    session: Session, transfer_id: int, range_start: date, range_end: date
+) -> int | None:
+    return session.exec(
+        select(Backfill.id).where(
+            Backfill.transfer_id == transfer_id,
+            col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
+            Backfill.range_start_date <= range_end,
+            Backfill.range_end_date >= range_start,
+        )
+    ).first()
 
 
 def _refuse_overlap(session: Session, transfer_id: int, first: date, last: date) -> None:
     """OverlapError when `first..last` overlaps an incomplete backfill of the transfer (its
     row locked by the caller, so that racing creates are serialized)."""
-    overlapping = session.exec(
-        select(Backfill.id).where(
-            Backfill.transfer_id == transfer_id,
-            col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
-            Backfill.range_start_date <= last,
-            Backfill.range_end_date >= first,
-        )
-    ).first()
+    overlapping = _overlapping_backfill(session, transfer_id, first, last)
     if overlapping is not None:
-        raise OverlapError(
-            f"the range overlaps incomplete backfill {overlapping} of transfer {transfer_id}"
-        )
+        raise OverlapError(overlap_message(overlapping, transfer_id))
 
 
 def create_retry_backfill(
@@ -129,6 +294,10 @@ def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:
     with db.write() as session:
         backfill = session.get(Backfill, backfill_id)
         if backfill is not None and backfill.status == BackfillStatus.CREATED:
+            # its idempotency key goes with it: a retry of the request starts afresh
+            session.execute(
+                delete(IdempotencyKey).where(col(IdempotencyKey.backfill_id) == backfill_id)
+            )
             session.delete(backfill)
 
 

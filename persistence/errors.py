@@ -15,3 +15,7 @@ class OverlapError(PersistenceError):
 
 class InvalidStateError(PersistenceError):
     """The object is in a state that does not allow the change."""
+
+
+class IdempotencyKeyMismatch(PersistenceError):
+    """The create's `Idempotency-Key` was used, within its lifetime, for another request."""

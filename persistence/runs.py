@@ -21,10 +21,26 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Select, Update, func, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    CursorResult,
+    DateTime,
+    Integer,
+    Select,
+    Update,
+    cast,
+    func,
+    literal,
+    null,
+    update,
+)
+from sqlalchemy import select as sql_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from persistence import statements
+from persistence.calendar import calendar
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import NotFoundError
@@ -496,3 +512,202 @@ def supersede_and_replan(
     )
     session.flush()
     add_run_counts(session.connection(), backfill.id, failed=-len(dates))
+
+
+def recent_durations_by_backfill(
+    *, db: Database, backfill_ids: list[int], per_backfill: int
+) -> dict[int, list[float]]:
+    """How long (seconds, started to ended) each backfill's latest completed runs took, at
+    most `per_backfill` of each, the latest ended first: one query for any number."""
+    return _recent_durations(db, col(TransferRun.backfill_id), backfill_ids, per_backfill)
+
+
+def recent_durations_by_transfer(
+    *, db: Database, transfer_ids: list[int], per_transfer: int
+) -> dict[int, list[float]]:
+    """`recent_durations_by_backfill` for transfers: their latest completed runs, of any
+    backfill or type."""
+    return _recent_durations(db, col(TransferRun.transfer_id), transfer_ids, per_transfer)
+
+
+def _recent_durations(
+    db: Database, group: Any, ids: list[int], per_group: int
+) -> dict[int, list[float]]:
+    found: dict[int, list[float]] = defaultdict(list)
+    if not ids:
+        return found
+    ended = col(TransferRun.ended_time)
+    ranked = (
+        select(
+            group.label("group_id"),
+            col(TransferRun.started_time).label("started_time"),
+            ended.label("ended_time"),
+            func.row_number()
+            .over(partition_by=group, order_by=(ended.desc(), col(TransferRun.id).desc()))
+            .label("position"),
+        )
+        .where(
+            group.in_(ids),
+            TransferRun.status == RunStatus.COMPLETED,
+            col(TransferRun.started_time).is_not(None),
+            ended.is_not(None),
+        )
+        .subquery()
+    )
+    query = (
+        select(ranked.c.group_id, ranked.c.started_time, ranked.c.ended_time)
+        .where(ranked.c.position <= per_group)
+        .order_by(ranked.c.group_id, ranked.c.position)
+    )
+    with db.read() as session:
+        for group_id, started, ended_at in session.execute(query):
+            found[group_id].append(max(0.0, (ended_at - started).total_seconds()))
+    return found
+
+
+_Rows = Select[*tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class BackfillDate:
+    """One date of a backfill as its current run says (`run_id` None: not planned yet)."""
+
+    data_date: date
+    status: RunStatus
+    run_id: int | None
+    attempts: int
+    started_time: datetime | None
+    ended_time: datetime | None
+    message: str
+    superseded_runs: int
+
+
+def backfill_dates(
+    *,
+    db: Database,
+    backfill: Backfill,
+    statuses: tuple[RunStatus, ...] | None,
+    limit: int,
+    offset: int,
+) -> list[BackfillDate]:
+    """A page of the backfill's dates, by date: each with its current run (the superseded
+    ones only counted) or, not planned yet, the status the backfill plans it in (CANCELLED
+    for a cancelled backfill, CREATED otherwise); only those in `statuses` when given.
+
+    One query per page, each driven by an index so that no plan can turn quadratic (a
+    join of a generated calendar to the runs can, on PostgreSQL, before the runs of a new
+    backfill have statistics): without a filter, the current runs of the page's dates (the
+    missing ones are the dates not planned yet); with one, the current runs in those
+    statuses, and only while some dates are not planned yet and the filter takes their
+    status, those dates too, from a calendar of the range probing the runs date by date.
+    """
+    assert backfill.id is not None
+    unplanned = (
+        RunStatus.CANCELLED if backfill.status == BackfillStatus.CANCELLED else RunStatus.CREATED
+    )
+    total = (backfill.range_end_date - backfill.range_start_date).days + 1
+    if statuses is None:
+        first, last = offset, min(offset + limit, total) - 1
+        if last < first:
+            return []
+        window = (
+            backfill.range_start_date + timedelta(days=first),
+            backfill.range_start_date + timedelta(days=last),
+        )
+        with db.read() as session:
+            rows = session.execute(_current_runs(backfill, window=window)).all()
+        found = {row[0]: _backfill_date(row) for row in rows}
+        return [
+            found.get(day) or _not_planned(day, unplanned) for day in _dates(window[0], window[1])
+        ]
+    query: _Rows | CompoundSelect[*tuple[Any, ...]] = _current_runs(backfill, statuses=statuses)
+    if unplanned in statuses and backfill.transfer_runs_created < total:
+        query = _current_runs(backfill, statuses=statuses).union_all(
+            _unplanned_dates(backfill, unplanned, total)
+        )
+    ordered = query.subquery()
+    with db.read() as session:
+        rows = session.execute(
+            sql_select(ordered).order_by(ordered.c.data_date).offset(offset).limit(limit)
+        ).all()
+    return [_backfill_date(row) for row in rows]
+
+
+def _current_runs(
+    backfill: Backfill,
+    *,
+    window: tuple[date, date] | None = None,
+    statuses: tuple[RunStatus, ...] | None = None,
+) -> _Rows:
+    """The backfill's current runs (in `window`, in `statuses`), each with how many earlier
+    runs its date has: a subquery per row on the (transfer, date) index."""
+    run = aliased(TransferRun)
+    earlier = aliased(TransferRun)
+    superseded = (
+        sql_select(func.count())
+        .where(
+            col(earlier.transfer_id) == backfill.transfer_id,
+            col(earlier.data_date) == col(run.data_date),
+            col(earlier.backfill_id) == backfill.id,
+            col(earlier.superseded_time).is_not(None),
+        )
+        .scalar_subquery()
+    )
+    query = sql_select(
+        col(run.data_date).label("data_date"),
+        col(run.status).label("status"),
+        col(run.id).label("run_id"),
+        col(run.attempts).label("attempts"),
+        col(run.started_time).label("started_time"),
+        col(run.ended_time).label("ended_time"),
+        col(run.message).label("message"),
+        superseded.label("superseded_runs"),
+    ).where(col(run.backfill_id) == backfill.id, col(run.superseded_time).is_(None))
+    if window is not None:
+        query = query.where(col(run.data_date) >= window[0], col(run.data_date) <= window[1])
+    if statuses is not None:
+        query = query.where(col(run.status).in_(statuses))
+    return query
+
+
+def _unplanned_dates(backfill: Backfill, status: RunStatus, total: int) -> _Rows:
+    """The range's dates without a current run, shaped like `_current_runs`' rows."""
+    days = calendar(backfill.range_start_date, 0, total - 1)
+    planned = (
+        sql_select(func.count())
+        .where(
+            col(TransferRun.backfill_id) == backfill.id,
+            col(TransferRun.data_date) == days.c.data_date,
+            col(TransferRun.superseded_time).is_(None),
+        )
+        .scalar_subquery()
+    )
+    nothing = null()
+    return sql_select(
+        days.c.data_date,
+        literal(status).label("status"),
+        cast(nothing, Integer).label("run_id"),
+        literal(0).label("attempts"),
+        cast(nothing, DateTime(timezone=True)).label("started_time"),
+        cast(nothing, DateTime(timezone=True)).label("ended_time"),
+        literal("").label("message"),
+        literal(0).label("superseded_runs"),
+    ).where(planned == 0)
+
+
+def _backfill_date(row: Any) -> BackfillDate:
+    data_date, status, run_id, attempts, started, ended, message, superseded = row
+    return BackfillDate(
+        data_date=data_date,
+        status=RunStatus(status),
+        run_id=run_id,
+        attempts=attempts or 0,
+        started_time=started,
+        ended_time=ended,
+        message=message or "",
+        superseded_runs=superseded or 0,
+    )
+
+
+def _not_planned(data_date: date, status: RunStatus) -> BackfillDate:
+    return BackfillDate(data_date, status, None, 0, None, None, "", 0)

@@ -105,3 +105,16 @@ def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> None:
                 f"transfer has an incomplete backfill ({active}); cancel it before deleting"
             )
         transfer.removed_time = utcnow()
+
+
+def concurrency_caps(*, db: Database, transfer_ids: list[int]) -> dict[int, int]:
+    """Each transfer's `max_concurrent_runs`, removed or not: one query for any number."""
+    if not transfer_ids:
+        return {}
+    with db.read() as session:
+        rows = session.exec(
+            select(col(Transfer.id), col(Transfer.max_concurrent_runs)).where(
+                col(Transfer.id).in_(transfer_ids)
+            )
+        )
+        return {transfer_id: cap for transfer_id, cap in rows if transfer_id is not None}

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,20 +96,24 @@ def _libpq(url: str) -> str:
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The database of the shared stack (its worker and API, and so its reconciler)."""
-    yield from _migrated_database(request.param, tmp_path_factory)
+    with migrated_database(request.param, tmp_path_factory) as url:
+        yield url
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def quiet_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A database no running service sees, for tests that write records as a worker would
-    (a RUNNING backfill without a workflow, say): the stack's reconciler would repair them."""
-    yield from _migrated_database(request.param, tmp_path_factory)
+    """A migrated database of the module's own, which no worker of the shared stack uses:
+    for tests that leave backfills RUNNING without a workflow (on the shared database, the
+    stack's reconciler would soon fail them). A module overrides `database_url` with it."""
+    with migrated_database(request.param, tmp_path_factory) as url:
+        yield url
 
 
-def _migrated_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def migrated_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new SQLite file or PostgreSQL database (skipped when none answers), migrated."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'backfills.db'}"
         upgrade(url)

@@ -2,16 +2,18 @@
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.backfill_rules import range_refusal
+from api.backfill_views import backfill_views
 from api.deps import (
     AsyncDatabase,
     AsyncDbDep,
     BackfillId,
     DbDep,
+    IdempotencyKeyHeader,
     ReadAccess,
     SettingsDep,
     TeamId,
@@ -21,6 +23,7 @@ from api.deps import (
 )
 from api.envelope import Envelope, error_responses, ok
 from api.errors import kept_but_not_started, service_unavailable, unprocessable
+from api.idempotency import REPLAYED, REPLAYED_HEADER, request_digest
 from api.schemas.backfills import (
     BackfillOut,
     CreateBackfillRequest,
@@ -28,7 +31,7 @@ from api.schemas.backfills import (
     UpdateBackfillRequest,
 )
 from config import Settings
-from persistence import backfills, runs, transfers
+from persistence import backfills, transfers
 from persistence.db import Database
 from persistence.models import Backfill, Transfer
 from statuses import BackfillStatus
@@ -53,6 +56,7 @@ _THE_NEW_BACKFILL = {
 _CREATED_BACKFILL_LINKS = {
     "getBackfill": {"operationId": "getBackfill", "parameters": _THE_NEW_BACKFILL},
     "cancelBackfill": {"operationId": "cancelBackfill", "parameters": _THE_NEW_BACKFILL},
+    "listBackfillDates": {"operationId": "listBackfillDates", "parameters": _THE_NEW_BACKFILL},
     "getLatestBackfill": {
         "operationId": "getLatestBackfill",
         "parameters": {
@@ -68,9 +72,10 @@ _CREATED_BACKFILL_LINKS = {
     operation_id="createBackfill",
     summary="Create a backfill",
     description="Re-process every date of the range, one transfer run per date. Answers at "
-    "once with the CREATED backfill; processing is asynchronous.",
+    "once with the CREATED backfill; processing is asynchronous. With an `Idempotency-Key`, "
+    "a retry of the same request within 24 h answers the backfill the first one made.",
     responses={
-        200: {"links": _CREATED_BACKFILL_LINKS},
+        200: {"links": _CREATED_BACKFILL_LINKS, "headers": REPLAYED_HEADER},
         **error_responses(400, 401, 403, 404, 422, 429, 503),
     },
 )
@@ -82,23 +87,33 @@ async def create_backfill(
     database: AsyncDbDep,
     settings: SettingsDep,
     temporal: TemporalDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Envelope[BackfillOut]:
+    digest = request_digest(transfer_id, body)
+    if idempotency_key is not None:
+        key = idempotency_key
+        earlier = await database.run(
+            lambda db: backfills.keyed_backfill(
+                db=db, team_id=team_id, idempotency_key=key, request_digest=digest
+            )
+        )
+        if earlier is not None:
+            return await _replayed(database, response, earlier)
     _check_range(body, settings)
     transfer = await database.run(
         lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     )
-    backfill = await database.run(
-        lambda db: backfills.create_backfill(
-            db=db,
-            team_id=team_id,
-            transfer_id=transfer_id,
-            user_id=caller.user_id,
-            range_start=body.range_start,
-            range_end=body.range_end,
+    created = await database.run(
+        lambda db: _insert_backfill(
+            db, team_id, transfer_id, caller.user_id, body, idempotency_key, digest
         )
     )
+    if created.replayed:
+        return await _replayed(database, response, created.backfill)
+    backfill = created.backfill
     await _start(backfill, transfer, database, settings, temporal)
-    return ok(BackfillOut.of(backfill, []))
+    return ok((await database.run(lambda db: _with_reports(db, [backfill])))[0])
 
 
 async def _start(
@@ -278,7 +293,7 @@ async def retry_backfill(
             lambda db: transfers.get_transfer_for_worker(db=db, transfer_id=retry.transfer_id)
         )
         await _start(retry, transfer, database, settings, temporal)
-        return ok(BackfillOut.of(retry, []))
+        return ok((await database.run(lambda db: _with_reports(db, [retry])))[0])
     if backfill.status != BackfillStatus.FAILED:
         raise unprocessable(
             f"the backfill is {backfill.status}: only a FAILED backfill (its failed dates, in "
@@ -327,23 +342,59 @@ async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> No
         log.warning("could not signal the cancel of backfill %s: %s", backfill_id, exc)
 
 
-def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
-    if body.range_end < body.range_start:
-        raise unprocessable("range_end is before range_start")
-    today = datetime.now(UTC).date()
-    if body.range_end > today:
-        raise unprocessable(f"the range reaches into the future (today is {today} UTC)")
-    days = (body.range_end - body.range_start).days + 1
-    if days > settings.max_range_days:
-        raise unprocessable(
-            f"the range covers {days} days; at most {settings.max_range_days} are allowed"
+def _insert_backfill(
+    db: Database,
+    team_id: int,
+    transfer_id: int,
+    user_id: int,
+    body: CreateBackfillRequest,
+    idempotency_key: str | None,
+    digest: str,
+) -> backfills.KeyedCreate:
+    if idempotency_key is None:
+        backfill = backfills.create_backfill(
+            db=db,
+            team_id=team_id,
+            transfer_id=transfer_id,
+            user_id=user_id,
+            range_start=body.range_start,
+            range_end=body.range_end,
+            max_concurrent_runs=body.max_concurrent_runs,
+            max_failed_runs=body.max_failed_runs,
+            run_order=body.run_order,
         )
+        return backfills.KeyedCreate(backfill, replayed=False)
+    return backfills.create_backfill_once(
+        db=db,
+        team_id=team_id,
+        transfer_id=transfer_id,
+        user_id=user_id,
+        range_start=body.range_start,
+        range_end=body.range_end,
+        max_concurrent_runs=body.max_concurrent_runs,
+        max_failed_runs=body.max_failed_runs,
+        run_order=body.run_order,
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+    )
+
+
+async def _replayed(
+    database: AsyncDatabase, response: Response, backfill: Backfill
+) -> Envelope[BackfillOut]:
+    """The answer to a create whose key made `backfill` earlier: the backfill as it is now."""
+    response.headers[REPLAYED] = "true"
+    return ok((await database.run(lambda db: _with_reports(db, [backfill])))[0])
+
+
+def _check_range(body: CreateBackfillRequest, settings: Settings) -> None:
+    problem = range_refusal(
+        body.range_start, body.range_end, max_range_days=settings.max_range_days
+    )
+    if problem is not None:
+        raise unprocessable(problem)
 
 
 def _with_reports(db: Database, found: list[Backfill]) -> list[BackfillOut]:
-    """The backfills with their error reports and runs in flight (two queries in all)."""
-    with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
-    reports = runs.error_reports(db=db, backfill_ids=with_failures)
-    started = [b.id for b in found if b.id and b.start_time is not None]
-    running = runs.runs_in_flight(db=db, backfill_ids=started)
-    return [BackfillOut.of(b, reports.get(b.id or 0, []), running.get(b.id or 0, 0)) for b in found]
+    """The backfills with their error reports, runs in flight, caps and estimated ends."""
+    return backfill_views(db, found)

@@ -1,23 +1,51 @@
 """Request and response shapes of the backfill endpoints."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.common import IsoDate, UtcTimestamp
-from persistence.models import Backfill
+from api.schemas.common import MAX_INT, IsoDate, UtcTimestamp
+from persistence.models import Backfill, RunOrder
 from persistence.runs import RunError
 from statuses import BackfillStatus
 
 
 class CreateBackfillRequest(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"range_start": "2024-01-01", "range_end": "2024-01-31"}]},
+        json_schema_extra={
+            "examples": [
+                {"range_start": "2024-01-01", "range_end": "2024-01-31"},
+                {
+                    "range_start": "2024-01-01",
+                    "range_end": "2024-12-31",
+                    "max_concurrent_runs": 8,
+                    "max_failed_runs": 10,
+                    "run_order": RunOrder.NEWEST_FIRST,
+                },
+            ]
+        },
     )
 
     range_start: IsoDate = Field(description="First data_date, inclusive (YYYY-MM-DD).")
     range_end: IsoDate = Field(description="Last data_date, inclusive (YYYY-MM-DD).")
+    max_concurrent_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=500,
+        description="Runs of this backfill processed at once; default: the transfer's.",
+    )
+    max_failed_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="The failure budget: the backfill pauses itself once this many runs have "
+        "failed. Default: the transfer's, if it has one; none otherwise.",
+    )
+    run_order: RunOrder = Field(
+        default=RunOrder.OLDEST_FIRST,
+        description="OLDEST_FIRST (default) or NEWEST_FIRST: which end of the range runs first.",
+    )
 
 
 class UpdateBackfillRequest(BaseModel):
@@ -126,12 +154,21 @@ class BackfillOut(BaseModel):
                     "transfer_runs_completed": 12,
                     "transfer_runs_failed": 1,
                     "transfer_runs_running": 4,
+                    "transfer_runs_cancelled": 0,
                     "error_report": [
                         {
                             "transfer_run_date": "2024-01-05",
                             "error": "demo source: 2024-01-05 is listed in fail_dates",
                         }
                     ],
+                    "paused": False,
+                    "paused_time": None,
+                    "paused_reason": None,
+                    "max_concurrent_runs": 4,
+                    "max_failed_runs": 10,
+                    "run_order": RunOrder.OLDEST_FIRST,
+                    "retry_of_backfill_id": None,
+                    "estimated_end_time": "2024-02-01T09:31:05.250Z",
                 }
             ]
         }
@@ -155,10 +192,42 @@ class BackfillOut(BaseModel):
     transfer_runs_running: int = Field(
         description="Runs in flight now; a CANCELLED backfill's drain ends when this is 0."
     )
+    transfer_runs_cancelled: int = Field(
+        description="Runs cancelled before they started (by a cancel of the backfill)."
+    )
     error_report: list[BackfillRunErrorOut]
+    paused: bool = Field(description="No new run starts while true; runs in flight finish.")
+    paused_time: UtcTimestamp | None = Field(description="When it was paused, if it is.")
+    paused_reason: str | None = Field(
+        description="Why it is paused: the caller's reason, or the failure budget it reached."
+    )
+    max_concurrent_runs: int = Field(
+        description="Runs processed at once: the backfill's own cap, else the transfer's."
+    )
+    max_failed_runs: int | None = Field(
+        description="The failure budget: it pauses itself once this many runs have failed; "
+        "null: no budget."
+    )
+    run_order: RunOrder = Field(description="Which end of the range runs first.")
+    retry_of_backfill_id: int | None = Field(
+        description="The cancelled backfill whose unfinished dates this one retries, if any."
+    )
+    estimated_end_time: UtcTimestamp | None = Field(
+        description="When its remaining runs should be done, from the durations of its own "
+        "completed runs (the transfer's latest ones until it has some), the dates left and "
+        "the cap; null when unknown, paused or ended."
+    )
 
     @classmethod
-    def of(cls, backfill: Backfill, errors: list[RunError], running: int = 0) -> "BackfillOut":
+    def of(
+        cls,
+        backfill: Backfill,
+        errors: list[RunError],
+        running: int = 0,
+        *,
+        transfer_max_concurrent_runs: int,
+        estimated_end_time: datetime | None = None,
+    ) -> "BackfillOut":
         assert backfill.id is not None
         return cls(
             transfer_backfill_id=backfill.id,
@@ -177,8 +246,17 @@ class BackfillOut(BaseModel):
             transfer_runs_completed=backfill.transfer_runs_completed,
             transfer_runs_failed=backfill.transfer_runs_failed,
             transfer_runs_running=running,
+            transfer_runs_cancelled=backfill.transfer_runs_cancelled,
             error_report=[
                 BackfillRunErrorOut(transfer_run_date=e.transfer_run_date, error=e.error)
                 for e in errors
             ],
+            paused=backfill.paused,
+            paused_time=backfill.paused_time,
+            paused_reason=backfill.paused_reason,
+            max_concurrent_runs=backfill.max_concurrent_runs or transfer_max_concurrent_runs,
+            max_failed_runs=backfill.max_failed_runs,
+            run_order=RunOrder(backfill.run_order),
+            retry_of_backfill_id=backfill.retry_of_backfill_id,
+            estimated_end_time=estimated_end_time,
         )

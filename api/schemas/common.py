@@ -3,6 +3,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
+MAX_INT = 2**31 - 1  # the database's integers (ids, counts, limits) are 32-bit
+
 
 def _utc_z(value: datetime) -> str:
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -39,6 +39,7 @@ ENDPOINTS = [
     ),
     Endpoint("list backfills", "GET", "/teams/{team}/backfills", write=False),
     Endpoint("get backfill", "GET", "/teams/{team}/backfills/{backfill}", write=False),
+    Endpoint("backfill dates", "GET", "/teams/{team}/backfills/{backfill}/dates", write=False),
     Endpoint(
         "latest backfill",
         "GET",
@@ -51,6 +52,13 @@ ENDPOINTS = [
         "/teams/{team}/backfills/{backfill}",
         write=True,
         json={"status": "CANCELLED"},
+    ),
+    Endpoint(
+        "dry run backfill",
+        "POST",
+        "/teams/{team}/transfers/{transfer}/backfills/dry_run",
+        write=True,
+        json={"range_start": "2023-06-01", "range_end": "2023-06-01"},
     ),
     Endpoint(
         "list runs",

@@ -27,7 +27,16 @@ BACKFILL_FIELDS = {
     "transfer_runs_completed",
     "transfer_runs_failed",
     "transfer_runs_running",
+    "transfer_runs_cancelled",
     "error_report",
+    "paused",
+    "paused_time",
+    "paused_reason",
+    "max_concurrent_runs",
+    "max_failed_runs",
+    "run_order",
+    "retry_of_backfill_id",
+    "estimated_end_time",
 }
 INCOMPLETE = {"CREATED", "SCHEDULED", "RUNNING", "FAILED"}
 UNFINISHED_RUN = {"CREATED", "QUEUED", "RUNNING"}

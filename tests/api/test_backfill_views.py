@@ -1,0 +1,90 @@
+"""Building the backfill objects costs one query per kind, however many backfills are listed."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from api.backfill_views import backfill_views
+from persistence import backfills
+from persistence.models import Backfill
+from tests.persistence.test_backfills import Owner, begin, complete, day, fail, plan
+from tests.persistence.test_backfills import owner as owner  # the fixture
+
+
+@pytest.fixture
+def database_url(quiet_database_url: str) -> str:
+    """A database of this module's own: its backfills run without workflows, which the
+    shared stack's reconciler would fail."""
+    return quiet_database_url
+
+
+@contextmanager
+def counted_queries(owner: Owner) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append(statement)
+
+    event.listen(owner.db.engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(owner.db.engine, "before_cursor_execute", note)
+
+
+def running_backfill(owner: Owner, first: int, *, failed: bool, own_runs: bool) -> Backfill:
+    backfill = owner.create(day(first), day(first + 3))
+    plan(owner, backfill)
+    if own_runs:
+        started = begin(owner, backfill, day(first))
+        assert started is not None
+        assert complete(owner, started)
+    if failed:
+        assert fail(owner, backfill, day(first + 1))
+    begin(owner, backfill, day(first + 2))
+    return owner.reload(backfill)
+
+
+def test_any_number_of_backfills_costs_five_queries_at_most(owner: Owner) -> None:
+    found = [
+        running_backfill(owner, 10 * n, failed=n % 2 == 0, own_runs=n % 3 != 0) for n in range(12)
+    ]
+
+    with counted_queries(owner) as statements:
+        views = backfill_views(owner.db, found)
+
+    assert len(statements) <= 5, statements
+    assert [v.transfer_backfill_id for v in views] == [b.id for b in found]
+    for view, backfill in zip(views, found, strict=True):
+        assert view.transfer_runs_running == 1
+        assert len(view.error_report) == backfill.transfer_runs_failed
+        assert view.max_concurrent_runs == 4  # the transfer's
+        # every one has a completed run of its own or, through the others, its transfer's
+        assert view.estimated_end_time is not None
+
+
+def test_one_backfill_costs_no_more_than_many(owner: Owner) -> None:
+    backfill = running_backfill(owner, 0, failed=True, own_runs=False)
+
+    with counted_queries(owner) as statements:
+        backfill_views(owner.db, [backfill])
+
+    assert len(statements) <= 5, statements
+
+
+def test_ended_backfills_cost_no_estimate_query(owner: Owner) -> None:
+    backfill = owner.create(day(0), day(1))
+    assert backfill.id is not None
+    cancelled = backfills.cancel_backfill(
+        db=owner.db, backfill_id=backfill.id, user_id=owner.user_id
+    )
+
+    with counted_queries(owner) as statements:
+        (view,) = backfill_views(owner.db, [cancelled])
+
+    assert len(statements) == 1, statements  # the transfer's cap
+    assert view.estimated_end_time is None

@@ -1,0 +1,256 @@
+"""A backfill's control options as create stores them, and idempotent creates: the same key
+answers the backfill it made, from any number of threads at once, on SQLite and PostgreSQL."""
+
+import os
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from persistence import accounts, backfills, transfers
+from persistence.db import Database
+from persistence.errors import IdempotencyKeyMismatch, OverlapError
+from persistence.models import Backfill, IdempotencyKey, Role, RunOrder, Transfer
+from tests.persistence.test_backfills import RACERS, Owner, day, race
+from tests.persistence.test_backfills import owner as owner  # the fixture
+
+
+def make_owner(database_url: str) -> Owner:
+    """Another team, owner and transfer, like the `owner` fixture's."""
+    db = Database(database_url)
+    team_id = accounts.create_team(db=db, name="another")
+    user_id = accounts.create_user(
+        db=db, email=f"other-{os.urandom(6).hex()}@example.com", team_id=team_id, role=Role.OWNER
+    )
+    transfer = transfers.create_transfer(
+        db=db,
+        team_id=team_id,
+        user_id=user_id,
+        display_name="another team's",
+        source={"type": "demo"},
+        destination={"type": "sqlite"},
+        max_concurrent_runs=4,
+    )
+    assert transfer.id is not None
+    return Owner(db=db, team_id=team_id, user_id=user_id, transfer_id=transfer.id)
+
+
+def set_transfer_budget(owner: Owner, max_failed_runs: int | None) -> None:
+    with owner.db.write() as session:
+        session.execute(
+            update(Transfer)
+            .where(col(Transfer.id) == owner.transfer_id)
+            .values(max_failed_runs=max_failed_runs)
+        )
+
+
+def create(owner: Owner, **options: object) -> Backfill:
+    return backfills.create_backfill(
+        db=owner.db,
+        team_id=owner.team_id,
+        transfer_id=owner.transfer_id,
+        user_id=owner.user_id,
+        range_start=day(0),
+        range_end=day(9),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_create_stores_the_options_it_is_given(owner: Owner) -> None:
+    set_transfer_budget(owner, 50)
+
+    backfill = create(
+        owner, max_concurrent_runs=7, max_failed_runs=2, run_order=RunOrder.NEWEST_FIRST
+    )
+
+    stored = owner.reload(backfill)
+    assert stored.max_concurrent_runs == 7
+    assert stored.max_failed_runs == 2
+    assert stored.run_order == RunOrder.NEWEST_FIRST
+
+
+def test_without_options_the_budget_is_the_transfers_and_the_cap_stays_the_transfers(
+    owner: Owner,
+) -> None:
+    set_transfer_budget(owner, 5)
+
+    stored = owner.reload(create(owner))
+
+    assert stored.max_failed_runs == 5
+    assert stored.max_concurrent_runs is None  # the transfer's, whatever it is when runs start
+    assert stored.run_order == RunOrder.OLDEST_FIRST
+
+
+def test_a_transfer_without_a_budget_gives_none(owner: Owner) -> None:
+    assert owner.reload(create(owner)).max_failed_runs is None
+
+
+# --- idempotent create -------------------------------------------------------------------
+
+KEY = "4f7c9a2e-request-1"
+
+
+def create_once(
+    owner: Owner, key: str = KEY, digest: str = "digest-a", first: int = 0, **options: Any
+) -> backfills.KeyedCreate:
+    return backfills.create_backfill_once(
+        db=owner.db,
+        team_id=owner.team_id,
+        transfer_id=options.pop("transfer_id", owner.transfer_id),
+        user_id=owner.user_id,
+        range_start=day(first),
+        range_end=day(first + 9),
+        idempotency_key=key,
+        request_digest=digest,
+        **options,
+    )
+
+
+def keys_of(owner: Owner) -> list[IdempotencyKey]:
+    with owner.db.read() as session:
+        return list(
+            session.exec(select(IdempotencyKey).where(IdempotencyKey.team_id == owner.team_id))
+        )
+
+
+def backfill_ids(owner: Owner) -> list[int | None]:
+    return [b.id for b in backfills.list_incomplete_backfills(db=owner.db, team_id=owner.team_id)]
+
+
+def another_transfer(owner: Owner) -> int:
+    transfer = transfers.create_transfer(
+        db=owner.db,
+        team_id=owner.team_id,
+        user_id=owner.user_id,
+        display_name="another",
+        source={"type": "demo"},
+        destination={"type": "sqlite"},
+        max_concurrent_runs=4,
+    )
+    assert transfer.id is not None
+    return transfer.id
+
+
+def test_the_same_key_and_request_answer_the_backfill_the_first_one_made(owner: Owner) -> None:
+    first = create_once(owner)
+    again = create_once(owner)
+
+    assert first.replayed is False
+    assert again.replayed is True
+    assert again.backfill.id == first.backfill.id
+    assert backfill_ids(owner) == [first.backfill.id]
+    (stored,) = keys_of(owner)
+    assert (stored.key, stored.backfill_id) == (KEY, first.backfill.id)
+    found = backfills.keyed_backfill(
+        db=owner.db, team_id=owner.team_id, idempotency_key=KEY, request_digest="digest-a"
+    )
+    assert found is not None and found.id == first.backfill.id
+
+
+def test_the_same_key_with_another_request_is_refused_naming_the_key(owner: Owner) -> None:
+    first = create_once(owner)
+
+    with pytest.raises(IdempotencyKeyMismatch) as refused:
+        create_once(owner, digest="digest-b", first=100)
+    with pytest.raises(IdempotencyKeyMismatch):
+        backfills.keyed_backfill(
+            db=owner.db, team_id=owner.team_id, idempotency_key=KEY, request_digest="digest-b"
+        )
+
+    assert f'"{KEY}"' in str(refused.value)
+    assert f"backfill {first.backfill.id}" in str(refused.value)
+    assert backfill_ids(owner) == [first.backfill.id]
+
+
+def test_a_key_belongs_to_its_team(owner: Owner, database_url: str) -> None:
+    other = make_owner(database_url)
+
+    mine = create_once(owner)
+    theirs = create_once(other)
+
+    assert theirs.replayed is False
+    assert theirs.backfill.id != mine.backfill.id
+    assert theirs.backfill.team_id == other.team_id
+
+
+def test_a_key_older_than_a_day_is_forgotten_and_may_be_used_again(owner: Owner) -> None:
+    first = create_once(owner)
+    with owner.db.write() as session:
+        session.execute(
+            update(IdempotencyKey)
+            .where(col(IdempotencyKey.team_id) == owner.team_id)
+            .values(created_time=datetime.now(UTC) - timedelta(hours=24, seconds=1))
+        )
+    assert (
+        backfills.keyed_backfill(
+            db=owner.db, team_id=owner.team_id, idempotency_key=KEY, request_digest="other"
+        )
+        is None
+    )
+
+    again = create_once(owner, digest="digest-b", first=100)
+
+    assert again.replayed is False
+    assert again.backfill.id != first.backfill.id
+    (stored,) = keys_of(owner)  # the old one was purged
+    assert stored.backfill_id == again.backfill.id
+
+
+def test_a_refused_create_keeps_no_key_so_a_retry_is_judged_afresh(owner: Owner) -> None:
+    blocking = owner.create(day(5), day(5))
+
+    with pytest.raises(OverlapError):
+        create_once(owner)
+    assert keys_of(owner) == []
+    assert blocking.id is not None
+    backfills.cancel_backfill(db=owner.db, backfill_id=blocking.id, user_id=owner.user_id)
+
+    retried = create_once(owner)
+
+    assert retried.replayed is False
+    assert [k.backfill_id for k in keys_of(owner)] == [retried.backfill.id]
+
+
+def test_a_discarded_backfill_takes_its_key_with_it(owner: Owner) -> None:
+    first = create_once(owner)
+    assert first.backfill.id is not None
+
+    backfills.discard_unstarted_backfill(db=owner.db, backfill_id=first.backfill.id)
+
+    assert keys_of(owner) == []
+    again = create_once(owner)
+    assert again.replayed is False
+    assert backfill_ids(owner) == [again.backfill.id]
+
+
+def test_concurrent_requests_with_one_key_create_one_backfill(owner: Owner) -> None:
+    results = race([partial(create_once, owner) for _ in range(RACERS)])
+
+    made = [r for r in results if isinstance(r, backfills.KeyedCreate)]
+    assert len(made) == RACERS, results
+    assert len({r.backfill.id for r in made}) == 1
+    assert sum(not r.replayed for r in made) == 1
+    assert backfill_ids(owner) == [made[0].backfill.id]
+    assert len(keys_of(owner)) == 1
+
+
+def test_concurrent_different_requests_with_one_key_let_exactly_one_through(
+    owner: Owner,
+) -> None:
+    """Each names a transfer of its own, so no transfer lock orders them: the key's unique
+    index does, and the refused ones find the key on their second look."""
+    targets = [another_transfer(owner) for _ in range(8)]
+
+    results = race(
+        [partial(create_once, owner, digest=f"digest-{t}", transfer_id=t) for t in targets]
+    )
+
+    made = [r for r in results if isinstance(r, backfills.KeyedCreate)]
+    refused = [r for r in results if isinstance(r, IdempotencyKeyMismatch)]
+    assert len(made) == 1, results
+    assert len(refused) == len(targets) - 1, results
+    assert backfill_ids(owner) == [made[0].backfill.id]
+    assert [k.backfill_id for k in keys_of(owner)] == [made[0].backfill.id]
