@@ -259,11 +259,12 @@ async def _change_control(
     "/backfills/{backfill_id}/retry",
     operation_id="retryBackfill",
     summary="Retry a backfill's failed or undone dates",
-    description="On a FAILED backfill: its failed dates (all, or `data_dates`) run again in "
-    "place; it is RUNNING again and ends COMPLETED if they now succeed. The failed runs stay "
-    "in the runs list. On a CANCELLED backfill: a new backfill over exactly the dates it did "
-    "not complete (its `retry_of_backfill_id` names the cancelled one, which stays as it "
-    "is). 422 on any other status, or on dates that did not fail or were not left undone.",
+    description='The body is `{}` (every date) or `{"data_dates": [...]}`. On a FAILED '
+    "backfill: its failed dates run again in place; it is RUNNING again and ends COMPLETED "
+    "if they now succeed. The failed runs stay in the runs list. On a CANCELLED backfill: a "
+    "new backfill over exactly the dates it did not complete (its `retry_of_backfill_id` "
+    "names the cancelled one, which stays as it is). 422 on any other status, or on dates "
+    "that did not fail or were not left undone.",
     responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 async def retry_backfill(
@@ -273,9 +274,9 @@ async def retry_backfill(
     database: AsyncDbDep,
     settings: SettingsDep,
     temporal: TemporalDep,
-    body: RetryBackfillRequest | None = None,
+    body: RetryBackfillRequest,
 ) -> Envelope[BackfillOut]:
-    dates = body.data_dates if body else None
+    dates = body.data_dates
     backfill = await database.run(
         lambda db: backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)
     )

@@ -61,6 +61,9 @@ ENDPOINTS = [
         json={"range_start": "2023-06-01", "range_end": "2023-06-01"},
     ),
     Endpoint(
+        "retry backfill", "POST", "/teams/{team}/backfills/{backfill}/retry", write=True, json={}
+    ),
+    Endpoint(
         "list runs",
         "GET",
         "/teams/{team}/transfers/{transfer}/runs",
