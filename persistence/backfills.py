@@ -42,6 +42,8 @@ from statuses import (
 )
 
 _NOT_FOUND = "backfill not found"
+# A final backfill starts nothing any more: whatever pause it had ends with it.
+_NOT_PAUSED = {"paused": False, "paused_time": None, "paused_reason": None}
 # How long an `Idempotency-Key` answers for the backfill it made; then it may be used again.
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
@@ -358,6 +360,7 @@ def cancel_backfill(
             removed_time=now,
             removed_user_id=user_id,
             end_time=now,
+            **_NOT_PAUSED,
         )
         if not cancelled:
             session.refresh(backfill)
@@ -401,6 +404,7 @@ def finish_backfill(*, db: Database, backfill_id: int) -> BackfillStatus:
             INCOMPLETE_BACKFILL_STATUSES,
             status=final,
             end_time=utcnow(),
+            **(_NOT_PAUSED if final == BackfillStatus.COMPLETED else {}),
         )
         return final
 

@@ -2,6 +2,7 @@
 answers the backfill it made, from any number of threads at once, on SQLite and PostgreSQL."""
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -10,10 +11,11 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from persistence import accounts, backfills, transfers
+from persistence import accounts, backfills, runs, transfers
 from persistence.db import Database
-from persistence.errors import IdempotencyKeyMismatch, OverlapError
+from persistence.errors import IdempotencyKeyMismatch, InvalidStateError, OverlapError
 from persistence.models import Backfill, IdempotencyKey, Role, RunOrder, Transfer
+from statuses import BackfillStatus, RunStatus
 from tests.persistence.test_backfills import RACERS, Owner, day, race
 from tests.persistence.test_backfills import owner as owner  # the fixture
 
@@ -165,8 +167,8 @@ def test_the_same_key_with_another_request_is_refused_naming_the_key(owner: Owne
     assert backfill_ids(owner) == [first.backfill.id]
 
 
-def test_a_key_belongs_to_its_team(owner: Owner, database_url: str) -> None:
-    other = make_owner(database_url)
+def test_a_key_belongs_to_its_team(owner: Owner, quiet_database_url: str) -> None:
+    other = make_owner(quiet_database_url)
 
     mine = create_once(owner)
     theirs = create_once(other)
@@ -254,3 +256,122 @@ def test_concurrent_different_requests_with_one_key_let_exactly_one_through(
     assert len(refused) == len(targets) - 1, results
     assert backfill_ids(owner) == [made[0].backfill.id]
     assert [k.backfill_id for k in keys_of(owner)] == [made[0].backfill.id]
+
+
+# --- pause, limits and retry racing a cancel or the end: one consistent outcome -------------
+
+
+def failed_backfill(owner: Owner) -> Backfill:
+    """A FAILED backfill of four dates, two of them failed."""
+    backfill = create(owner)
+    assert backfill.id is not None
+    runs.plan_runs(db=owner.db, backfill_id=backfill.id, first=day(0), last=day(9))
+    for n in range(10):
+        runs.fail_run(db=owner.db, backfill_id=backfill.id, data_date=day(n), message="boom")
+    backfills.finish_backfill(db=owner.db, backfill_id=backfill.id)
+    return owner.reload(backfill)
+
+
+def counts_agree(owner: Owner, backfill: Backfill) -> None:
+    record = owner.reload(backfill)
+    current = [r for r in owner.runs_of(backfill) if r.superseded_time is None]
+    statuses = [r.status for r in current]
+    assert record.transfer_runs_failed == statuses.count(RunStatus.FAILED)
+    assert record.transfer_runs_cancelled == statuses.count(RunStatus.CANCELLED)
+    assert record.transfer_runs_created == len(current)
+
+
+def test_a_pause_racing_a_cancel_never_leaves_a_paused_final_backfill(owner: Owner) -> None:
+    for _ in range(5):
+        backfill = create(owner)
+        assert backfill.id is not None
+        backfill_id = backfill.id
+        calls: list[Callable[[], object]] = [
+            partial(
+                backfills.change_control,
+                db=owner.db,
+                team_id=owner.team_id,
+                backfill_id=backfill_id,
+                paused=True,
+                paused_reason="racing",
+            ),
+            partial(
+                backfills.cancel_backfill,
+                db=owner.db,
+                backfill_id=backfill_id,
+                user_id=owner.user_id,
+            ),
+        ]
+        outcomes = race(calls)
+        record = owner.reload(backfill)
+        assert record.status == BackfillStatus.CANCELLED
+        assert not isinstance(outcomes[1], Exception)
+        assert isinstance(outcomes[0], Backfill | InvalidStateError)
+        assert record.paused is False  # a cancel ends any pause
+
+
+def test_a_retry_racing_a_cancel_gives_one_consistent_outcome(owner: Owner) -> None:
+    backfill = failed_backfill(owner)
+    assert backfill.id is not None
+    backfill_id = backfill.id
+    calls: list[Callable[[], object]] = [
+        partial(
+            backfills.retry_failed_dates,
+            db=owner.db,
+            backfill_id=backfill_id,
+            data_dates=None,
+            strict=True,
+        ),
+        partial(backfills.cancel_backfill, db=owner.db, backfill_id=backfill_id, user_id=None),
+    ]
+    outcomes = race(calls)
+
+    record = owner.reload(backfill)
+    assert record.status == BackfillStatus.CANCELLED
+    assert not isinstance(outcomes[1], Exception)
+    if isinstance(outcomes[0], Exception):  # the cancel came first: nothing was retried
+        assert isinstance(outcomes[0], InvalidStateError)
+        assert record.transfer_runs_failed == 10
+    else:  # the retry came first: its new runs were cancelled before they started
+        assert outcomes[0] == [day(n) for n in range(10)]
+        assert record.transfer_runs_failed == 0
+        assert record.transfer_runs_cancelled == 10
+    counts_agree(owner, backfill)
+
+
+def test_racing_retries_retry_each_date_once(owner: Owner) -> None:
+    backfill = failed_backfill(owner)
+    assert backfill.id is not None
+    backfill_id = backfill.id
+    outcomes = race(
+        [
+            partial(
+                backfills.retry_failed_dates,
+                db=owner.db,
+                backfill_id=backfill_id,
+                data_dates=None,
+                strict=True,
+            )
+            for _ in range(RACERS)
+        ]
+    )
+
+    retried = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(retried) == 1
+    assert all(isinstance(o, InvalidStateError) for o in outcomes if isinstance(o, Exception))
+    record = owner.reload(backfill)
+    assert (record.status, record.retries) == (BackfillStatus.RUNNING, 1)
+    assert len(owner.runs_of(backfill)) == 20  # ten superseded, ten new
+    counts_agree(owner, backfill)
+
+
+def test_a_pause_of_a_finished_backfill_is_refused_and_changes_nothing(owner: Owner) -> None:
+    backfill = create(owner)
+    assert backfill.id is not None
+    backfills.cancel_backfill(db=owner.db, backfill_id=backfill.id, user_id=None)
+
+    with pytest.raises(InvalidStateError):
+        backfills.change_control(
+            db=owner.db, team_id=owner.team_id, backfill_id=backfill.id, max_concurrent_runs=3
+        )
+    assert owner.reload(backfill).max_concurrent_runs is None
