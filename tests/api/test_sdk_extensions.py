@@ -125,3 +125,34 @@ def test_a_dry_run_creates_nothing_the_sdk_would_see_and_the_dates_match_its_run
     report = sdk.backfills.get(team_id=tenant.team_id, backfill_id=created.transfer_backfill_id)
     assert isinstance(report.error_report, list)
     assert [e.transfer_run_date for e in report.error_report] == [date(2024, 3, 2)]
+
+
+def test_the_sdk_reads_a_backfill_through_pause_resume_retry_and_cancel(
+    tenant: Tenant, sdk: SupermetricsClient
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, fail_dates=["2024-02-02"])
+    backfill_id = tenant.create_backfill(transfer_id, "2024-02-01", "2024-02-03")[
+        "transfer_backfill_id"
+    ]
+    url = f"/teams/{tenant.team_id}/backfills/{backfill_id}"
+
+    def read() -> object:
+        return sdk.backfills.get(team_id=tenant.team_id, backfill_id=backfill_id)
+
+    assert tenant.http.patch(url, json={"paused": True}).status_code == 200
+    paused = sdk.backfills.get(team_id=tenant.team_id, backfill_id=backfill_id)
+    assert paused.additional_properties["paused"] is True
+    assert paused.status in {"CREATED", "SCHEDULED", "RUNNING"}
+    assert tenant.http.patch(url, json={"paused": False}).status_code == 200
+    failed = tenant.wait_until_status(backfill_id, "FAILED")
+    assert sdk.backfills.get(team_id=tenant.team_id, backfill_id=backfill_id).status == "FAILED"
+
+    retried = tenant.http.post(f"{url}/retry", json={})
+    assert retried.status_code == 200, retried.text
+    assert read() is not None  # parses while it runs again
+    tenant.wait_until_status(backfill_id, "FAILED")  # the date fails again: still retriable
+    cancelled = sdk.backfills.cancel(team_id=tenant.team_id, backfill_id=backfill_id)
+
+    assert cancelled.status == "CANCELLED"
+    assert failed["transfer_runs_failed"] == 1
+    assert cancelled.transfer_runs_failed == 1
