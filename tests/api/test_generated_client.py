@@ -125,3 +125,42 @@ def test_a_generated_client_creates_watches_lists_and_cancels(
     )
     assert isinstance(refused, models.ErrorEnvelope)
     assert refused.error.code == "UNPROCESSABLE_ENTITY"
+
+    dry_run = call(
+        generated,
+        "backfills.dry_run_backfill",
+        team_id=team,
+        transfer_id=transfer.transfer_id,
+        client=client,
+        body=models.CreateBackfillRequest(
+            range_start=dt.date(2024, 4, 1), range_end=dt.date(2024, 4, 3)
+        ),
+    ).data
+    assert not dry_run.would_be_refused  # a COMPLETED backfill blocks no overlap
+    assert dry_run.estimated_end_time is not None  # three runs of history to go by
+    dates = call(
+        generated,
+        "backfills.list_backfill_dates",
+        team_id=team,
+        backfill_id=backfill_id,
+        client=client,
+    ).data
+    assert [d.status for d in dates] == ["COMPLETED"] * 3
+    pause_refused = call(
+        generated,
+        "backfills.cancel_backfill",
+        team_id=team,
+        backfill_id=backfill_id,
+        client=client,
+        body=models.UpdateBackfillRequest(paused=True),
+    )
+    assert pause_refused.error.code == "UNPROCESSABLE_ENTITY"
+    retry_refused = call(
+        generated,
+        "backfills.retry_backfill",
+        team_id=team,
+        backfill_id=backfill_id,
+        client=client,
+        body=models.RetryBackfillRequest(),
+    )
+    assert retry_refused.error.code == "UNPROCESSABLE_ENTITY"
