@@ -1,9 +1,10 @@
 """Request and response shapes of the backfill endpoints."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas.common import MAX_INT, IsoDate, UtcTimestamp
 from persistence.models import Backfill, RunOrder
@@ -48,35 +49,49 @@ class CreateBackfillRequest(BaseModel):
     )
 
 
+def _one_kind_of_change_schema(schema: dict[str, Any]) -> None:
+    """What the validator below checks, said in the OpenAPI document too: something to
+    change, a cancel alone, and a reason only with a pause."""
+    schema["minProperties"] = 1
+    schema["allOf"] = [
+        {"if": {"required": ["status"]}, "then": {"maxProperties": 1}},
+        {
+            "if": {"required": ["paused_reason"]},
+            "then": {"required": ["paused"], "properties": {"paused": {"const": True}}},
+        },
+    ]
+    schema["examples"] = [
+        {"status": BackfillStatus.CANCELLED},
+        {"paused": True, "paused_reason": "the source is in maintenance until 14:00"},
+        {"paused": False},
+        {"max_concurrent_runs": 8, "max_failed_runs": 20},
+    ]
+
+
 class UpdateBackfillRequest(BaseModel):
     """Cancel (`status` alone), or pause, resume and change limits (any of the others)."""
 
     model_config = ConfigDict(
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {"status": BackfillStatus.CANCELLED},
-                {"paused": True, "paused_reason": "the source is in maintenance until 14:00"},
-                {"paused": False},
-                {"max_concurrent_runs": 8, "max_failed_runs": 20},
-            ]
-        },
+        strict=True, extra="forbid", json_schema_extra=_one_kind_of_change_schema
     )
 
-    status: Literal["CANCELLED"] | None = Field(
+    status: Literal["CANCELLED"] | SkipJsonSchema[None] = Field(
         None, description="CANCELLED, the only status accepted: cancel the backfill."
     )
-    paused: bool | None = Field(
+    paused: bool | SkipJsonSchema[None] = Field(
         None, description="true: start no run until resumed (runs in flight finish); false: resume."
     )
-    paused_reason: str | None = Field(
-        None, min_length=1, max_length=500, description="Why, shown with the pause."
+    paused_reason: Annotated[str, Field(min_length=1, max_length=500)] | SkipJsonSchema[None] = (
+        Field(None, description="Why, shown with the pause.")
     )
-    max_concurrent_runs: int | None = Field(
-        None, ge=1, le=500, description="The new cap on runs in flight, from the next start on."
+    max_concurrent_runs: Annotated[int, Field(ge=1, le=500)] | SkipJsonSchema[None] = Field(
+        None, description="The new cap on runs in flight, from the next start on."
     )
     max_failed_runs: int | None = Field(
-        None, ge=1, description="The failure budget: pause once this many runs failed; null: none."
+        None,
+        ge=1,
+        le=MAX_INT,
+        description="The failure budget: pause once this many runs failed; null: none.",
     )
 
     @model_validator(mode="after")
