@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as sql_select
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from persistence import statements
@@ -116,22 +117,8 @@ def add_missing_runs(
         )
     )
     now = utcnow()
-    ended = status != RunStatus.CREATED
     new_dates = [d for d in _dates(first, last) if d not in existing]
-    session.add_all(
-        TransferRun(
-            team_id=backfill.team_id,
-            transfer_id=backfill.transfer_id,
-            backfill_id=backfill.id,
-            type=RunType.BACKFILL,
-            data_date=d,
-            status=status,
-            created_time=now,
-            ended_time=now if ended else None,
-            message=message,
-        )
-        for d in new_dates
-    )
+    session.add_all(_new_runs(backfill, new_dates, status, now, message))
     add_run_counts(
         session.connection(),
         backfill.id,
@@ -140,6 +127,27 @@ def add_missing_runs(
         failed=len(new_dates) if status == RunStatus.FAILED else 0,
     )
     return len(new_dates)
+
+
+def _new_runs(
+    backfill: Backfill, dates: list[date], status: RunStatus, now: datetime, message: str = ""
+) -> list[TransferRun]:
+    """Run rows for `dates` of the backfill, in `status` (ended at once unless CREATED)."""
+    ended = now if status != RunStatus.CREATED else None
+    return [
+        TransferRun(
+            team_id=backfill.team_id,
+            transfer_id=backfill.transfer_id,
+            backfill_id=backfill.id,
+            type=RunType.BACKFILL,
+            data_date=d,
+            status=status,
+            created_time=now,
+            ended_time=ended,
+            message=message,
+        )
+        for d in dates
+    ]
 
 
 def end_unfinished_runs(
@@ -401,19 +409,25 @@ def _dates(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def _current_dates(
+    session: Session, backfill_id: int, condition: ColumnElement[bool]
+) -> list[date]:
+    """The dates of the backfill whose current run meets `condition`, in order."""
+    query = (
+        select(col(TransferRun.data_date))
+        .where(
+            TransferRun.backfill_id == backfill_id,
+            condition,
+            col(TransferRun.superseded_time).is_(None),
+        )
+        .order_by(col(TransferRun.data_date))
+    )
+    return list(session.exec(query))
+
+
 def dates_not_completed(session: Session, backfill_id: int) -> list[date]:
     """The dates whose current run did not complete, in order."""
-    return list(
-        session.exec(
-            select(col(TransferRun.data_date))
-            .where(
-                TransferRun.backfill_id == backfill_id,
-                TransferRun.status != RunStatus.COMPLETED,
-                col(TransferRun.superseded_time).is_(None),
-            )
-            .order_by(col(TransferRun.data_date))
-        )
-    )
+    return _current_dates(session, backfill_id, col(TransferRun.status) != RunStatus.COMPLETED)
 
 
 def plan_dates(session: Session, backfill: Backfill, dates: list[date]) -> None:
@@ -421,35 +435,14 @@ def plan_dates(session: Session, backfill: Backfill, dates: list[date]) -> None:
     made of chosen dates, planned when it is created), and count them."""
     assert backfill.id is not None
     now = utcnow()
-    session.add_all(
-        TransferRun(
-            team_id=backfill.team_id,
-            transfer_id=backfill.transfer_id,
-            backfill_id=backfill.id,
-            type=RunType.BACKFILL,
-            data_date=d,
-            status=RunStatus.CREATED,
-            created_time=now,
-        )
-        for d in dates
-    )
+    session.add_all(_new_runs(backfill, dates, RunStatus.CREATED, now))
     session.flush()
     add_run_counts(session.connection(), backfill.id, created=len(dates))
 
 
 def failed_dates(session: Session, backfill_id: int) -> list[date]:
     """The dates whose current run FAILED, in order."""
-    return list(
-        session.exec(
-            select(col(TransferRun.data_date))
-            .where(
-                TransferRun.backfill_id == backfill_id,
-                TransferRun.status == RunStatus.FAILED,
-                col(TransferRun.superseded_time).is_(None),
-            )
-            .order_by(col(TransferRun.data_date))
-        )
-    )
+    return _current_dates(session, backfill_id, col(TransferRun.status) == RunStatus.FAILED)
 
 
 def waiting_dates(*, db: Database, backfill_id: int) -> list[date]:
@@ -468,16 +461,8 @@ def waiting_dates(*, db: Database, backfill_id: int) -> list[date]:
 
 def dates_waiting_to_run(session: Session, backfill_id: int) -> list[date]:
     """The dates whose current run has not started, in order."""
-    return list(
-        session.exec(
-            select(col(TransferRun.data_date))
-            .where(
-                TransferRun.backfill_id == backfill_id,
-                col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES),
-                col(TransferRun.superseded_time).is_(None),
-            )
-            .order_by(col(TransferRun.data_date))
-        )
+    return _current_dates(
+        session, backfill_id, col(TransferRun.status).in_(NOT_STARTED_RUN_STATUSES)
     )
 
 
@@ -498,18 +483,7 @@ def supersede_and_replan(
         )
         .values(superseded_time=now)
     )
-    session.add_all(
-        TransferRun(
-            team_id=backfill.team_id,
-            transfer_id=backfill.transfer_id,
-            backfill_id=backfill.id,
-            type=RunType.BACKFILL,
-            data_date=d,
-            status=RunStatus.CREATED,
-            created_time=now,
-        )
-        for d in dates
-    )
+    session.add_all(_new_runs(backfill, dates, RunStatus.CREATED, now))
     session.flush()
     add_run_counts(session.connection(), backfill.id, failed=-len(dates))
 
