@@ -23,6 +23,7 @@ def create_transfer(
     source: dict[str, Any],
     destination: dict[str, Any],
     max_concurrent_runs: int,
+    max_failed_runs: int | None = None,
 ) -> Transfer:
     with db.write() as session:
         transfer = Transfer(
@@ -31,6 +32,7 @@ def create_transfer(
             source=source,
             destination=destination,
             max_concurrent_runs=max_concurrent_runs,
+            max_failed_runs=max_failed_runs,
             created_time=utcnow(),
             created_user_id=user_id,
         )

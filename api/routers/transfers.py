@@ -59,6 +59,7 @@ def create_transfer(
         source=source.model_dump(mode="json", exclude_unset=False),
         destination=destination.model_dump(mode="json"),
         max_concurrent_runs=body.max_concurrent_runs or settings.default_max_concurrent_runs,
+        max_failed_runs=body.max_failed_runs,
     )
     return ok(TransferOut.of(transfer))
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import UtcTimestamp
+from api.schemas.common import MAX_INT, UtcTimestamp
 from connectors.masking import masked
 from persistence.models import Transfer
 
@@ -29,6 +29,13 @@ class CreateTransferRequest(BaseModel):
     max_concurrent_runs: int | None = Field(
         default=None, ge=1, le=500, description="Runs of one backfill processed at once."
     )
+    max_failed_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="The default failure budget of its backfills: a backfill pauses itself "
+        "once this many of its runs have failed. Absent: none.",
+    )
 
 
 class TransferOut(BaseModel):
@@ -51,6 +58,7 @@ class TransferOut(BaseModel):
                     },
                     "destination": {"type": "sqlite", "path": None, "table": None},
                     "max_concurrent_runs": 4,
+                    "max_failed_runs": None,
                     "created_time": "2024-02-01T09:00:00.000Z",
                     "created_user_id": 3,
                 }
@@ -64,6 +72,7 @@ class TransferOut(BaseModel):
     source: dict[str, Any]
     destination: dict[str, Any]
     max_concurrent_runs: int
+    max_failed_runs: int | None
     created_time: UtcTimestamp
     created_user_id: int
 
@@ -77,6 +86,7 @@ class TransferOut(BaseModel):
             source=masked(transfer.source),
             destination=masked(transfer.destination),
             max_concurrent_runs=transfer.max_concurrent_runs,
+            max_failed_runs=transfer.max_failed_runs,
             created_time=transfer.created_time,
             created_user_id=transfer.created_user_id,
         )

@@ -278,3 +278,35 @@ def test_a_final_backfill_cannot_be_paused(tenant: Tenant) -> None:
 
     assert_error(patch(tenant, backfill_id, {"paused": True}), 422, "UNPROCESSABLE_ENTITY")
     assert tenant.backfill(backfill_id)["paused"] is False
+
+
+def test_a_transfers_failure_budget_is_its_backfills_default(
+    tenant: Tenant, cancel_at_end: list[int]
+) -> None:
+    response = tenant.http.post(
+        f"/teams/{tenant.team_id}/transfers",
+        json={
+            "display_name": "budgeted",
+            "source": {"type": "demo", "latency_ms": 300, "fail_dates": ["2024-08-01"]},
+            "destination": {"type": "sqlite"},
+            "max_concurrent_runs": 1,
+            "max_failed_runs": 1,
+        },
+    )
+    transfer = data_of(response)
+    assert transfer["max_failed_runs"] == 1
+    backfill_id = tenant.create_backfill(transfer["transfer_id"], "2024-08-01", "2024-08-04")[
+        "transfer_backfill_id"
+    ]
+    cancel_at_end.append(backfill_id)
+
+    paused = wait_for(lambda: (b := tenant.backfill(backfill_id))["paused"] and b, timeout=60)
+
+    assert paused["max_failed_runs"] == 1
+    assert "max_failed_runs 1" in paused["paused_reason"]
+
+
+def data_of(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()["data"]
+    return found
