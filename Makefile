@@ -26,8 +26,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
+# The suite mostly waits on its processes (Temporal, workers, the API), so it runs in
+# PYTEST_WORKERS processes (pytest-xdist), each with its own Temporal dev server, stacks and
+# databases; PYTEST_WORKERS=0 runs it in one. `--dist load` hands tests out in collection
+# order, which groups them by database, so each process starts each stack once.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from connectors.warehouse import DEFAULT_FILE, team_dir
@@ -59,6 +61,19 @@ async def terminate_if_running(handle: WorkflowHandle[Any, Any]) -> None:
             await handle.terminate(reason="test cleanup")
     except RPCError:
         pass  # never started
+
+
+async def forget_killed_worker(client: Client, workflow_id: str) -> None:
+    """After a test SIGKILLs the worker that ran a workflow: send the workflow's next task to
+    its task queue, where the other workers poll, at once. Temporal would otherwise first
+    offer it to the dead worker's sticky queue and wait out the sticky schedule-to-start
+    timeout (10 s) before doing the same. Which worker retries the killed runs, and how, is
+    unchanged: Temporal still learns of the death only from the missed heartbeats."""
+    await client.workflow_service.reset_sticky_task_queue(
+        ResetStickyTaskQueueRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        )
+    )
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
             "run_heartbeat_timeout_seconds": 10,
         }
     )
-    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=4000, rows_per_day=3)
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=2000, rows_per_day=3)
     transfer = transfers.get_team_transfer(
         db=stack.db, team_id=tenant.team_id, transfer_id=transfer_id
     )

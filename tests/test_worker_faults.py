@@ -13,7 +13,7 @@ from config import Settings
 from persistence import backfills, transfers
 from statuses import RunStatus
 from temporal_client import start_backfill
-from tests.support import Stack, Tenant, spawn, stop, wait_for, warehouse_of
+from tests.support import Stack, Tenant, forget_killed_worker, spawn, stop, wait_for, warehouse_of
 from tests.test_worker import running, runs_of
 from workflows.backfill import BackfillWorkflow
 
@@ -57,6 +57,7 @@ async def test_sigkill_of_a_worker_mid_run_loses_nothing_and_doubles_nothing(
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
+        await forget_killed_worker(temporal_client, handle.id)
 
         typed = temporal_client.get_workflow_handle_for(BackfillWorkflow.run, handle.id)
         result = await typed.result()

@@ -19,10 +19,19 @@ from persistence.models import Backfill, Transfer, TransferRun
 from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
 from tests.scratch_postgres import query, scratch_database
-from tests.support import Stack, Tenant, all_runs, spawn, stop, terminate_if_running, wait_for
+from tests.support import (
+    Stack,
+    Tenant,
+    all_runs,
+    forget_killed_worker,
+    spawn,
+    stop,
+    terminate_if_running,
+    wait_for,
+)
 from workflows.backfill import BackfillWorkflow
 
-ROWS_PER_DAY = 100_000  # a load of a few seconds, in 20 batches
+ROWS_PER_DAY = 50_000  # a load of about a second, in 10 batches (INSERT_BATCH_ROWS)
 FIRST_DAY = date(2024, 7, 1)
 DAYS = [FIRST_DAY + timedelta(days=n) for n in range(3)]
 SCHEMA = "crash"
@@ -30,7 +39,7 @@ SCHEMA = "crash"
 
 @dataclass
 class Scenario:
-    """A transfer (demo source, 100k rows a day, into PostgreSQL) and workers of its own
+    """A transfer (demo source, 50k rows a day, into PostgreSQL) and workers of its own
     task queue, started and killed by the test."""
 
     stack: Stack
@@ -74,6 +83,7 @@ class Scenario:
         await asyncio.to_thread(wait_for, self.loading, timeout=180, interval=0.02)
         worker.send_signal(signal.SIGKILL)
         await asyncio.to_thread(worker.wait, 30)
+        await forget_killed_worker(self.client, workflow_id(self.backfill_ids[-1]))
         await asyncio.to_thread(wait_for, lambda: self.others_connected() == 0, timeout=60)
 
     def loading(self) -> bool:
@@ -160,7 +170,9 @@ async def scenario(
                     "run_max_attempts": 5,
                     "run_retry_initial_seconds": 0.1,
                     "run_retry_max_seconds": 0.5,
-                    "run_heartbeat_timeout_seconds": 10,
+                    # how long Temporal waits to retry the killed attempt elsewhere; a load
+                    # heartbeats between its batches, far more often than this
+                    "run_heartbeat_timeout_seconds": 5,
                 }
             ),
             env={**stack.env, "BACKFILLS_TASK_QUEUE": queue},

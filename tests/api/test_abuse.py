@@ -32,9 +32,10 @@ def _api_process(env: dict[str, str], logs: Path) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def strict_api(stack: Stack) -> Iterator[str]:
-    """A second API process on the same stack, with a low rate limit."""
+    """A second API process on the same stack, with a low rate limit (per token: each test
+    spends its own tenant's, so the tests share the process)."""
     env = {
         **stack.env,
         "BACKFILLS_RATE_LIMIT_PER_MINUTE": "60",
