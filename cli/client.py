@@ -1,18 +1,13 @@
 """Client commands over the REST API: `backfills create|watch|cancel|list`.
 
-They read `BACKFILLS_API_URL` (default `http://127.0.0.1:8000/v1`) and `BACKFILLS_TOKEN`.
-An API error prints the envelope's message, code and request id on stderr and exits 1;
-nothing here ever shows a traceback.
+They read `BACKFILLS_API_URL` (default `http://127.0.0.1:8000/v1`) and `BACKFILLS_TOKEN`
+(cli/api_client.py). An API error prints the envelope's message, code and request id on
+stderr and exits 1; nothing here ever shows a traceback.
 """
 
-import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -24,128 +19,32 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from config import get_settings
+from cli.api_client import (
+    TRANSIENT_STATUSES,
+    Api,
+    AsJson,
+    BackfillArg,
+    ClientError,
+    ErrorFromApi,
+    Interval,
+    Team,
+    connected,
+    describe,
+    iso_date,
+    print_json,
+    progress_of,
+)
 from statuses import ENDED_BACKFILL_STATUSES, BackfillStatus
-
-TRANSIENT_STATUSES = {429, 502, 503, 504}
-
-Team = Annotated[int, typer.Option("--team", help="The team id.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the data as JSON.")]
-Interval = Annotated[
-    float, typer.Option("--interval", min=0.1, help="Seconds between progress polls.")
-]
-
-
-class ClientError(Exception):
-    """A failure worth one clear line on stderr."""
-
-
-class Api:
-    """The REST API, answering the `data` of each success envelope."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url.rstrip("/")
-        self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        try:
-            response = self.http.request(method, path, json=body)
-        except httpx.ConnectError:
-            raise ClientError(
-                f"cannot connect to the backfill API at {self.url} (connection refused?); "
-                "is it running, and is BACKFILLS_API_URL right?"
-            ) from None
-        except httpx.TimeoutException:
-            raise ClientError(f"the backfill API at {self.url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the backfill API at {self.url}: {exc}") from None
-        return _data_of(response)
-
-
-class ErrorFromApi(ClientError):
-    """The client side: the API answered with its error envelope (which the server raises as
-    `api.errors.ApiErrorResponse`)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _data_of(response: httpx.Response) -> Any:
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.is_success and isinstance(payload, dict) and "data" in payload:
-        return payload["data"]
-    request_id = response.headers.get("X-Request-Id", "unknown")
-    error: dict[str, Any] = {}
-    if isinstance(payload, dict):
-        request_id = (payload.get("meta") or {}).get("request_id") or request_id
-        error = payload.get("error") or {}
-    message = error.get("message") or f"unexpected answer (HTTP {response.status_code})"
-    code = error.get("code") or f"HTTP_{response.status_code}"
-    line = f"{message} ({code}, HTTP {response.status_code}, request id {request_id})"
-    if error.get("description"):
-        line += f"\n{error['description']}"
-    raise ErrorFromApi(response.status_code, line)
-
-
-@contextmanager
-def _api() -> Iterator[Api]:
-    """The configured API; any ClientError inside becomes one line on stderr and exit 1."""
-    settings = get_settings()
-    try:
-        if not settings.token:
-            raise ClientError("set BACKFILLS_TOKEN to an API token (backfills admin create-token)")
-        api = Api(settings.api_url, settings.token)
-        with api.http:
-            yield api
-    except ClientError as error:
-        _fail(str(error))
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _iso_date(value: str) -> str:
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2))
-
-
-def _progress_of(backfill: dict[str, Any]) -> str:
-    return (
-        f"{backfill['transfer_runs_completed']} completed, "
-        f"{backfill['transfer_runs_failed']} failed of {backfill['transfer_runs_total']}"
-    )
-
-
-def _describe(backfill: dict[str, Any]) -> str:
-    return (
-        f"backfill {backfill['transfer_backfill_id']} of transfer {backfill['transfer_id']}, "
-        f"{backfill['range_start_date']} to {backfill['range_end_date']}: "
-        f"{backfill['status']}, {_progress_of(backfill)}"
-    )
 
 
 def create(
     team: Team,
     transfer: Annotated[int, typer.Option("--transfer", help="The transfer id.")],
     range_from: Annotated[
-        str, typer.Option("--from", callback=_iso_date, help="First data_date (YYYY-MM-DD).")
+        str, typer.Option("--from", callback=iso_date, help="First data_date (YYYY-MM-DD).")
     ],
     range_to: Annotated[
-        str, typer.Option("--to", callback=_iso_date, help="Last data_date (YYYY-MM-DD).")
+        str, typer.Option("--to", callback=iso_date, help="Last data_date (YYYY-MM-DD).")
     ],
     watch_it: Annotated[
         bool, typer.Option("--watch", help="Then watch it until it ends, as `watch` does.")
@@ -154,16 +53,16 @@ def create(
     interval: Interval = 1.0,
 ) -> None:
     """Create a backfill of a transfer for every date from --from to --to (inclusive)."""
-    with _api() as api:
+    with connected() as api:
         backfill = api.call(
             "POST",
             f"/teams/{team}/transfers/{transfer}/backfills",
             {"range_start": range_from, "range_end": range_to},
         )
         if as_json and not watch_it:
-            _print_json(backfill)
+            print_json(backfill)
             return
-        typer.echo(f"Created {_describe(backfill)}", err=as_json)  # stdout: only the JSON
+        typer.echo(f"Created {describe(backfill)}", err=as_json)  # stdout: only the JSON
         if not watch_it:
             return
         code = _watch(api, team, backfill["transfer_backfill_id"], interval, as_json)
@@ -171,7 +70,7 @@ def create(
 
 
 def watch(
-    backfill_id: Annotated[int, typer.Argument(metavar="ID", help="The backfill id.")],
+    backfill_id: BackfillArg,
     team: Team,
     as_json: Annotated[
         bool, typer.Option("--json", help="At the end print the backfill as JSON.")
@@ -179,33 +78,33 @@ def watch(
     interval: Interval = 1.0,
 ) -> None:
     """Show a backfill's progress until it ends; exit 0 only if it ends COMPLETED."""
-    with _api() as api:
+    with connected() as api:
         code = _watch(api, team, backfill_id, interval, as_json)
     raise typer.Exit(code)
 
 
 def cancel(
-    backfill_id: Annotated[int, typer.Argument(metavar="ID", help="The backfill id.")],
+    backfill_id: BackfillArg,
     team: Team,
     as_json: AsJson = False,
 ) -> None:
     """Cancel a backfill: no further run starts; runs already running finish."""
-    with _api() as api:
+    with connected() as api:
         backfill = api.call(
             "PATCH", f"/teams/{team}/backfills/{backfill_id}", {"status": BackfillStatus.CANCELLED}
         )
     if as_json:
-        _print_json(backfill)
+        print_json(backfill)
         return
-    typer.echo(f"Cancelled {_describe(backfill)}")
+    typer.echo(f"Cancelled {describe(backfill)}")
 
 
 def list_backfills(team: Team, as_json: AsJson = False) -> None:
     """List the team's incomplete backfills, newest first."""
-    with _api() as api:
+    with connected() as api:
         found = api.call("GET", f"/teams/{team}/backfills")
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     if not found:
         typer.echo(f"No incomplete backfills in team {team}.")
@@ -313,11 +212,11 @@ def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
 
 def _summarize(backfill: dict[str, Any], elapsed: float, as_json: bool) -> None:
     if as_json:
-        _print_json(backfill)
+        print_json(backfill)
         return
     typer.echo(
         f"Backfill {backfill['transfer_backfill_id']} {backfill['status']}: "
-        f"{_progress_of(backfill)} (watched {elapsed:.0f}s)"
+        f"{progress_of(backfill)} (watched {elapsed:.0f}s)"
     )
     for entry in backfill["error_report"]:
         typer.echo(f"  failed {entry['transfer_run_date']}: {entry['error']}")

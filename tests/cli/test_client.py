@@ -1,78 +1,19 @@
 """`backfills create|watch|cancel|list`, run as a user runs them, against the stack's API."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from cli.devserver import free_port
+from tests.cli.client_support import (
+    REQUEST_ID,
+    assert_clean_failure,
+    create_json,
+    run,
+    slow_backfill,
+)
+from tests.cli.client_support import cwd as cwd  # the fixture
 from tests.support import Tenant, wait_for
-
-BACKFILLS = Path(sys.executable).parent / "backfills"
-REQUEST_ID = re.compile(r"request id ([0-9a-f]{32})")
-
-
-@pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    """A directory without a `.env`, so only the environment below configures the command."""
-    return tmp_path
-
-
-def run(tenant: Tenant, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLS_")}
-    clean.update(
-        BACKFILLS_API_URL=tenant.stack.api_url,
-        BACKFILLS_TOKEN=tenant.token,
-        COLUMNS="200",
-        NO_COLOR="1",
-    )
-    clean.update(env)
-    return subprocess.run(
-        [str(BACKFILLS), *args],
-        env=clean,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "Traceback" not in result.stdout, result.stdout
-    assert result.stderr.strip(), "the failure should say what is wrong"
-
-
-def create_json(tenant: Tenant, cwd: Path, transfer_id: int, start: str, end: str) -> Any:
-    result = run(
-        tenant,
-        cwd,
-        "create",
-        "--team",
-        str(tenant.team_id),
-        "--transfer",
-        str(transfer_id),
-        "--from",
-        start,
-        "--to",
-        end,
-        "--json",
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def slow_backfill(tenant: Tenant, start: str = "2023-01-01", end: str = "2023-01-30") -> int:
-    """A backfill that stays incomplete for the length of a test: one slow run at a time."""
-    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=2000)
-    backfill_id: int = tenant.create_backfill(transfer_id, start, end)["transfer_backfill_id"]
-    return backfill_id
 
 
 def test_create_prints_the_created_backfill(tenant: Tenant, cwd: Path) -> None:
