@@ -16,6 +16,7 @@ import httpx
 import typer
 
 from config import get_settings
+from statuses import RunOrder
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
 
@@ -25,6 +26,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the data as JSON.")]
 Interval = Annotated[
     float, typer.Option("--interval", min=0.1, help="Seconds between progress polls.")
 ]
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class ClientError(Exception):
@@ -147,3 +149,71 @@ def describe(backfill: dict[str, Any]) -> str:
         f"{backfill['range_start_date']} to {backfill['range_end_date']}: "
         f"{backfill['status']}, {progress_of(backfill)}"
     )
+
+
+def iso_date_option(value: str | None) -> str | None:
+    return None if value is None else iso_date(value)
+
+
+# The create body's options, shared by `create` and `dry-run`.
+Transfer = Annotated[int, typer.Option("--transfer", help="The transfer id.")]
+RangeFrom = Annotated[
+    str,
+    typer.Option("--from", "--start", callback=iso_date, help="First data_date (YYYY-MM-DD)."),
+]
+RangeTo = Annotated[
+    str, typer.Option("--to", "--end", callback=iso_date, help="Last data_date (YYYY-MM-DD).")
+]
+MaxConcurrentRuns = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent-runs",
+        min=1,
+        max=500,
+        help="Runs processed at once (1..500); default: the transfer's.",
+    ),
+]
+MaxFailedRuns = Annotated[
+    int | None,
+    typer.Option(
+        "--max-failed-runs",
+        min=1,
+        help="The failure budget: pause the backfill once this many runs have failed; "
+        "default: the transfer's, if it has one.",
+    ),
+]
+NewestFirst = Annotated[
+    bool,
+    typer.Option(
+        "--newest-first", help="Run the newest date first (the same as --run-order NEWEST_FIRST)."
+    ),
+]
+RunOrderOption = Annotated[
+    RunOrder | None,
+    typer.Option("--run-order", help="Which end of the range runs first."),
+]
+
+
+def create_body(
+    range_from: str,
+    range_to: str,
+    max_concurrent_runs: int | None,
+    max_failed_runs: int | None,
+    newest_first: bool,
+    run_order: RunOrder | None,
+) -> dict[str, Any]:
+    """The create (or dry run) body: the range and only the options given."""
+    if newest_first and run_order == RunOrder.OLDEST_FIRST:
+        raise typer.BadParameter(
+            "--newest-first contradicts --run-order OLDEST_FIRST", param_hint="--newest-first"
+        )
+    body: dict[str, Any] = {"range_start": range_from, "range_end": range_to}
+    if max_concurrent_runs is not None:
+        body["max_concurrent_runs"] = max_concurrent_runs
+    if max_failed_runs is not None:
+        body["max_failed_runs"] = max_failed_runs
+    if newest_first:
+        body["run_order"] = RunOrder.NEWEST_FIRST
+    elif run_order is not None:
+        body["run_order"] = run_order
+    return body

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from cli.api_client import (
+    REPLAYED_HEADER,
     TRANSIENT_STATUSES,
     Api,
     AsJson,
@@ -27,10 +28,17 @@ from cli.api_client import (
     ClientError,
     ErrorFromApi,
     Interval,
+    MaxConcurrentRuns,
+    MaxFailedRuns,
+    NewestFirst,
+    RangeFrom,
+    RangeTo,
+    RunOrderOption,
     Team,
+    Transfer,
     connected,
+    create_body,
     describe,
-    iso_date,
     print_json,
     progress_of,
 )
@@ -39,13 +47,22 @@ from statuses import ENDED_BACKFILL_STATUSES, BackfillStatus
 
 def create(
     team: Team,
-    transfer: Annotated[int, typer.Option("--transfer", help="The transfer id.")],
-    range_from: Annotated[
-        str, typer.Option("--from", callback=iso_date, help="First data_date (YYYY-MM-DD).")
-    ],
-    range_to: Annotated[
-        str, typer.Option("--to", callback=iso_date, help="Last data_date (YYYY-MM-DD).")
-    ],
+    transfer: Transfer,
+    range_from: RangeFrom,
+    range_to: RangeTo,
+    max_concurrent_runs: MaxConcurrentRuns = None,
+    max_failed_runs: MaxFailedRuns = None,
+    newest_first: NewestFirst = False,
+    run_order: RunOrderOption = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="Make the create safe to repeat: the same key and request within 24 h "
+            "answer the backfill the first one made (a UUID, say; one per backfill).",
+        ),
+    ] = None,
     watch_it: Annotated[
         bool, typer.Option("--watch", help="Then watch it until it ends, as `watch` does.")
     ] = False,
@@ -53,16 +70,25 @@ def create(
     interval: Interval = 1.0,
 ) -> None:
     """Create a backfill of a transfer for every date from --from to --to (inclusive)."""
+    body = create_body(
+        range_from, range_to, max_concurrent_runs, max_failed_runs, newest_first, run_order
+    )
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
     with connected() as api:
-        backfill = api.call(
-            "POST",
-            f"/teams/{team}/transfers/{transfer}/backfills",
-            {"range_start": range_from, "range_end": range_to},
+        backfill, answered = api.answer(
+            "POST", f"/teams/{team}/transfers/{transfer}/backfills", body, headers=headers
         )
+        replayed = answered.get(REPLAYED_HEADER, "").lower() == "true"
+        if replayed:
+            typer.echo(
+                "This --idempotency-key already created the backfill: nothing new was created.",
+                err=True,
+            )
         if as_json and not watch_it:
             print_json(backfill)
             return
-        typer.echo(f"Created {describe(backfill)}", err=as_json)  # stdout: only the JSON
+        verb = "Already created" if replayed else "Created"
+        typer.echo(f"{verb} {describe(backfill)}", err=as_json)  # stdout: only the JSON
         if not watch_it:
             return
         code = _watch(api, team, backfill["transfer_backfill_id"], interval, as_json)

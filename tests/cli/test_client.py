@@ -395,3 +395,85 @@ def test_a_missing_token_gives_a_clear_message(tenant: Tenant, cwd: Path) -> Non
 
     assert_clean_failure(result)
     assert "BACKFILLS_TOKEN" in result.stderr
+
+
+def test_create_takes_the_cap_the_failure_budget_and_newest_first(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(rows_per_day=2)
+
+    result = run(
+        tenant,
+        cwd,
+        "create",
+        "--team",
+        str(tenant.team_id),
+        "--transfer",
+        str(transfer_id),
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-03",
+        "--max-concurrent-runs",
+        "2",
+        "--max-failed-runs",
+        "3",
+        "--newest-first",
+        "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert (created["range_start_date"], created["range_end_date"]) == ("2024-05-01", "2024-05-03")
+    assert (created["max_concurrent_runs"], created["max_failed_runs"]) == (2, 3)
+    assert created["run_order"] == "NEWEST_FIRST"
+    assert tenant.backfill(created["transfer_backfill_id"])["run_order"] == "NEWEST_FIRST"
+
+
+def test_create_with_an_idempotency_key_twice_answers_the_same_backfill(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(rows_per_day=2)
+    command = ("create", "--team", str(tenant.team_id), "--transfer", str(transfer_id))
+    key = ("--idempotency-key", f"key-{tenant.team_id}")
+
+    first = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-11", *key)
+    again = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-11", *key)
+    other = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-12", *key)
+
+    assert first.returncode == 0, first.stderr
+    made = re.search(r"^Created backfill (\d+) ", first.stdout)
+    assert made, first.stdout
+    assert again.returncode == 0, again.stderr
+    assert re.search(rf"^Already created backfill {made.group(1)} ", again.stdout), again.stdout
+    assert "nothing new was created" in again.stderr
+    assert_clean_failure(other)
+    assert "UNPROCESSABLE_ENTITY" in other.stderr
+    assert REQUEST_ID.search(other.stderr), other.stderr
+    latest = tenant.http.get(f"/teams/{tenant.team_id}/transfers/{transfer_id}/backfills/latest")
+    assert latest.json()["data"]["transfer_backfill_id"] == int(made.group(1))  # none other
+
+
+def test_create_newest_first_contradicting_the_run_order_is_a_usage_error(
+    tenant: Tenant, cwd: Path
+) -> None:
+    result = run(
+        tenant,
+        cwd,
+        "create",
+        "--team",
+        str(tenant.team_id),
+        "--transfer",
+        "1",
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-02",
+        "--newest-first",
+        "--run-order",
+        "OLDEST_FIRST",
+    )
+
+    assert_clean_failure(result)
+    assert result.returncode == 2
+    assert "--newest-first" in result.stderr
