@@ -7,16 +7,17 @@ and exits 1; nothing here ever shows a traceback.
 """
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 
 from config import get_settings
-from statuses import RunOrder
+from statuses import ENDED_BACKFILL_STATUSES, RunOrder
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
 
@@ -147,12 +148,77 @@ def describe(backfill: dict[str, Any]) -> str:
     return (
         f"backfill {backfill['transfer_backfill_id']} of transfer {backfill['transfer_id']}, "
         f"{backfill['range_start_date']} to {backfill['range_end_date']}: "
-        f"{backfill['status']}, {progress_of(backfill)}"
+        f"{backfill['status']}{', paused' if backfill.get('paused') else ''}, "
+        f"{progress_of(backfill)}"
     )
 
 
-def iso_date_option(value: str | None) -> str | None:
-    return None if value is None else iso_date(value)
+def in_flight(backfill: dict[str, Any]) -> int:
+    """Runs in flight; a cancelled or paused backfill's runs drain after the change."""
+    found: int = backfill.get("transfer_runs_running", 0)
+    return found
+
+
+def runs_phrase(count: int) -> str:
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
+def limits_of(backfill: dict[str, Any]) -> str:
+    """`at most 4 runs at once, failure budget 10 failed runs, oldest first`."""
+    budget = backfill.get("max_failed_runs")
+    return (
+        f"at most {runs_phrase(backfill['max_concurrent_runs'])} at once, "
+        + (f"failure budget {budget} failed" if budget else "no failure budget")
+        + f", {str(backfill.get('run_order', '')).replace('_', ' ').lower()}"
+    )
+
+
+def local_time(value: str, now: datetime | None = None) -> str:
+    """An API timestamp in local time: `14:32:05` today, else `2025-01-03 14:32`."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone()
+    today = (now or datetime.now(UTC)).astimezone().date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def duration_words(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`: rounded up, as an estimate should be."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def when(value: str, now: datetime | None = None) -> str:
+    """A future API timestamp as `14:32:05 (in 12 min)`."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    left = (moment - (now or datetime.now(UTC))).total_seconds()
+    relative = f"in {duration_words(left)}" if left >= 1 else "any moment now"
+    return f"{local_time(value, now)} ({relative})"
+
+
+def has_ended(backfill: dict[str, Any]) -> bool:
+    """Processing has ended: no run starts any more (runs in flight may still finish)."""
+    return backfill["status"] in ENDED_BACKFILL_STATUSES
+
+
+def eta_of(backfill: dict[str, Any]) -> str:
+    """What `estimated_end_time` says, or why there is none."""
+    if backfill.get("estimated_end_time"):
+        return when(backfill["estimated_end_time"])
+    if has_ended(backfill):
+        return "none, it has ended"
+    if backfill.get("paused"):
+        return "none while paused"
+    return "unknown until the transfer has a completed run"
 
 
 # The create body's options, shared by `create` and `dry-run`.

@@ -16,7 +16,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from cli.api_client import (
@@ -39,10 +38,14 @@ from cli.api_client import (
     connected,
     create_body,
     describe,
+    has_ended,
+    in_flight,
     print_json,
     progress_of,
+    runs_phrase,
+    when,
 )
-from statuses import ENDED_BACKFILL_STATUSES, BackfillStatus
+from statuses import BackfillStatus
 
 
 def create(
@@ -156,6 +159,8 @@ def list_backfills(team: Team, as_json: AsJson = False) -> None:
 
 
 def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool) -> int:
+    """Follow the backfill until nothing more happens by itself: it has ended, or it is
+    paused; either way once its runs in flight have drained. 0 only if it ends COMPLETED."""
     path = f"/teams/{team}/backfills/{backfill_id}"
     backfill = api.call("GET", path)
     columns = (
@@ -168,8 +173,8 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
             "{task.fields[running_runs]} running"
         ),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}", markup=False),
+        TextColumn("{task.fields[note]}", markup=False),  # a pause's reason is the user's text
     )
     console = Console(stderr=True)
     started = time.monotonic()
@@ -184,15 +189,17 @@ def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool
                     + backfill["transfer_runs_failed"],
                     **_fields(backfill),
                 )
-                # FAILED is still incomplete (it can be cancelled), but no run is left
-                if backfill["status"] in ENDED_BACKFILL_STATUSES and not _running(backfill):
+                # FAILED is still incomplete (it can be retried or cancelled), but no run is
+                # left; a paused backfill starts none until it is resumed
+                settled = has_ended(backfill) or backfill.get("paused")
+                if settled and not in_flight(backfill):
                     break
                 time.sleep(interval)
                 backfill = _poll(api, path)
     except KeyboardInterrupt:
         typer.echo(f"stopped watching; backfill {backfill_id} goes on", err=True)
         return 130
-    _summarize(backfill, time.monotonic() - started, as_json)
+    _summarize(team, backfill, time.monotonic() - started, as_json)
     return 0 if backfill["status"] == BackfillStatus.COMPLETED else 1
 
 
@@ -201,24 +208,39 @@ def _fields(backfill: dict[str, Any]) -> dict[str, Any]:
         "status": backfill["status"],
         "completed_runs": backfill["transfer_runs_completed"],
         "failed_runs": backfill["transfer_runs_failed"],
-        "running_runs": _running(backfill),
+        "running_runs": in_flight(backfill),
+        "eta": _eta_column(backfill),
+        "note": _note(backfill),
     }
 
 
-def _running(backfill: dict[str, Any]) -> int:
-    """Runs in flight; a cancelled backfill's runs drain after its status turns CANCELLED."""
-    running: int = backfill.get("transfer_runs_running", 0)
-    return running
+def _eta_column(backfill: dict[str, Any]) -> str:
+    if backfill.get("estimated_end_time"):
+        return when(backfill["estimated_end_time"])
+    if has_ended(backfill):
+        return "done"
+    return "none (paused)" if backfill.get("paused") else "unknown"
+
+
+def _note(backfill: dict[str, Any]) -> str:
+    """The pause and its reason, and the drain: runs still running after a pause or cancel."""
+    draining = in_flight(backfill)
+    if backfill.get("paused"):
+        note = f"paused: {backfill.get('paused_reason') or 'no reason given'}"
+        return note + (f"; draining, {runs_phrase(draining)} still running" if draining else "")
+    if backfill["status"] == BackfillStatus.CANCELLED and draining:
+        return f"cancelled; draining, {runs_phrase(draining)} still running"
+    return ""
 
 
 def _to_process(backfill: dict[str, Any]) -> int:
     """The runs that will end: all of them, or after a cancel only those done or in flight
-    (so the bar and its ETA follow the drain, not the dates that will never run)."""
+    (so the bar follows the drain, not the dates that will never run)."""
     if backfill["status"] != BackfillStatus.CANCELLED:
         total: int = backfill["transfer_runs_total"]
         return total
     done: int = backfill["transfer_runs_completed"] + backfill["transfer_runs_failed"]
-    return done + _running(backfill)
+    return done + in_flight(backfill)
 
 
 def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
@@ -236,18 +258,31 @@ def _poll(api: Api, path: str, patience: float = 60.0) -> Any:
         time.sleep(2.0)
 
 
-def _summarize(backfill: dict[str, Any], elapsed: float, as_json: bool) -> None:
+def _summarize(team: int, backfill: dict[str, Any], elapsed: float, as_json: bool) -> None:
     if as_json:
         print_json(backfill)
         return
+    backfill_id = backfill["transfer_backfill_id"]
+    paused = (
+        f", paused: {backfill.get('paused_reason') or 'no reason given'}"
+        if backfill.get("paused")
+        else ""
+    )
     typer.echo(
-        f"Backfill {backfill['transfer_backfill_id']} {backfill['status']}: "
+        f"Backfill {backfill_id} {backfill['status']}{paused}: "
         f"{progress_of(backfill)} (watched {elapsed:.0f}s)"
     )
     for entry in backfill["error_report"]:
         typer.echo(f"  failed {entry['transfer_run_date']}: {entry['error']}")
-    if backfill["status"] == BackfillStatus.FAILED:
-        typer.echo("  (a FAILED backfill can be cancelled; until then it blocks overlapping ones)")
+    if paused and not has_ended(backfill):
+        typer.echo(
+            f"  no run starts until it is resumed: backfills resume --team {team} {backfill_id}"
+        )
+    elif backfill["status"] == BackfillStatus.FAILED:
+        typer.echo(
+            "  (a FAILED backfill can be retried, backfills retry, or cancelled; until then "
+            "it blocks overlapping ones)"
+        )
 
 
 def register(app: typer.Typer) -> None:

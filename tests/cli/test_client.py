@@ -477,3 +477,71 @@ def test_create_newest_first_contradicting_the_run_order_is_a_usage_error(
     assert_clean_failure(result)
     assert result.returncode == 2
     assert "--newest-first" in result.stderr
+
+
+def test_watch_shows_the_pause_its_reason_and_the_drain_then_stops(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=4000)
+    backfill_id = tenant.create_backfill(transfer_id, "2023-02-01", "2023-02-10")[
+        "transfer_backfill_id"
+    ]
+    try:
+        wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 1, timeout=60)
+        paused = tenant.http.patch(
+            f"/teams/{tenant.team_id}/backfills/{backfill_id}",
+            json={"paused": True, "paused_reason": "source maintenance"},
+        )
+        assert paused.status_code == 200, paused.text
+
+        # TTY_COMPATIBLE: rich redraws the bar as on a terminal, so each state shows
+        result = run(
+            tenant,
+            cwd,
+            "watch",
+            "--team",
+            str(tenant.team_id),
+            str(backfill_id),
+            "--interval",
+            "0.2",
+            TTY_COMPATIBLE="1",
+        )
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "paused: source maintenance; draining, 1 run still running" in result.stderr
+        assert "ETA none (paused)" in result.stderr
+        assert (
+            f"Backfill {backfill_id} RUNNING, paused: source maintenance: "
+            "1 completed, 0 failed of 10" in result.stdout
+        )
+        assert f"backfills resume --team {tenant.team_id} {backfill_id}" in result.stdout
+        assert tenant.backfill(backfill_id)["transfer_runs_running"] == 0
+    finally:
+        tenant.cancel(backfill_id)
+
+
+def test_watch_shows_the_estimated_end_time(tenant: Tenant, cwd: Path) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=1000)
+    first = tenant.create_backfill(transfer_id, "2023-04-01", "2023-04-01")
+    tenant.wait_until_status(first["transfer_backfill_id"], "COMPLETED")  # a run to learn from
+    backfill_id = tenant.create_backfill(transfer_id, "2023-04-02", "2023-04-05")[
+        "transfer_backfill_id"
+    ]
+
+    result = run(
+        tenant,
+        cwd,
+        "watch",
+        "--team",
+        str(tenant.team_id),
+        str(backfill_id),
+        "--interval",
+        "0.2",
+        TTY_COMPATIBLE="1",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"ETA \d\d:\d\d:\d\d \((in \d+ s|any moment now)\)", result.stderr), (
+        result.stderr
+    )
+    assert "ETA done" in result.stderr
