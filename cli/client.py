@@ -106,7 +106,8 @@ def watch(
     ] = False,
     interval: Interval = 1.0,
 ) -> None:
-    """Show a backfill's progress until it ends; exit 0 only if it ends COMPLETED."""
+    """Show a backfill's progress until it ends (or, paused, has drained); exit 0 only if it
+    ends COMPLETED."""
     with connected() as api:
         code = _watch(api, team, backfill_id, interval, as_json)
     raise typer.Exit(code)

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from cli import client
+from cli import client, control
 from cli.admin import admin
 from config import WORKER_QUEUES, get_settings
 from observability.logs import setup_logging
@@ -17,6 +17,7 @@ from persistence.secret_box import SecretsKeyError, load_secret_box
 app = typer.Typer(help="The backfill service.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 client.register(app)
+control.register(app)
 
 
 @app.command()
