@@ -94,7 +94,7 @@ def create(
         typer.echo(f"{verb} {describe(backfill)}", err=as_json)  # stdout: only the JSON
         if not watch_it:
             return
-        code = _watch(api, team, backfill["transfer_backfill_id"], interval, as_json)
+        code = follow(api, team, backfill["transfer_backfill_id"], interval, as_json)
     raise typer.Exit(code)
 
 
@@ -109,7 +109,7 @@ def watch(
     """Show a backfill's progress until it ends (or, paused, has drained); exit 0 only if it
     ends COMPLETED."""
     with connected() as api:
-        code = _watch(api, team, backfill_id, interval, as_json)
+        code = follow(api, team, backfill_id, interval, as_json)
     raise typer.Exit(code)
 
 
@@ -159,7 +159,7 @@ def list_backfills(team: Team, as_json: AsJson = False) -> None:
         typer.echo(line.rstrip())
 
 
-def _watch(api: Api, team: int, backfill_id: int, interval: float, as_json: bool) -> int:
+def follow(api: Api, team: int, backfill_id: int, interval: float, as_json: bool) -> int:
     """Follow the backfill until nothing more happens by itself: it has ended, or it is
     paused; either way once its runs in flight have drained. 0 only if it ends COMPLETED."""
     path = f"/teams/{team}/backfills/{backfill_id}"

@@ -1,7 +1,8 @@
-"""Steering a backfill: `backfills pause|resume|limits`.
+"""Steering a backfill: `backfills pause|resume|limits|retry`.
 
-Each is one PATCH of the backfill (docs/api.md, "Pause, resume, change limits"): the record
-changes at once and is the answer; the workflow follows within one scheduling step.
+Pause, resume and limits are one PATCH of the backfill each (docs/api.md, "Pause, resume,
+change limits"): the record changes at once and is the answer; the workflow follows within
+one scheduling step. Retry is a POST of `…/retry` ("Retry").
 """
 
 from typing import Annotated, Any
@@ -11,14 +12,17 @@ import typer
 from cli.api_client import (
     AsJson,
     BackfillArg,
+    Interval,
     Team,
     connected,
     describe,
     in_flight,
+    iso_date,
     limits_of,
     print_json,
     runs_phrase,
 )
+from cli.client import follow
 
 
 def _patch(team: int, backfill_id: int, body: dict[str, Any]) -> Any:
@@ -112,7 +116,72 @@ def limits(
     typer.echo(f"  now {limits_of(backfill)} (from its next scheduling step)")
 
 
+def _iso_dates(values: list[str] | None) -> list[str] | None:
+    return None if values is None else [iso_date(value) for value in values]
+
+
+def retry(
+    backfill_id: BackfillArg,
+    team: Team,
+    dates: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--date",
+            callback=_iso_dates,
+            help="Only this date (YYYY-MM-DD); repeat for more. Default: every failed date "
+            "(of a FAILED backfill) or every date left undone (of a CANCELLED one).",
+        ),
+    ] = None,
+    watch_it: Annotated[
+        bool, typer.Option("--watch", help="Then watch the retry until it ends.")
+    ] = False,
+    as_json: AsJson = False,
+    interval: Interval = 1.0,
+) -> None:
+    """Retry a FAILED backfill's failed dates in place, or make a new backfill of the dates a
+    CANCELLED one left undone."""
+    body: dict[str, Any] = {} if not dates else {"data_dates": dates}
+    with connected() as api:
+        retried = api.call("POST", f"/teams/{team}/backfills/{backfill_id}/retry", body)
+        if as_json and not watch_it:
+            print_json(retried)
+            return
+        _say_retried(backfill_id, retried, err=as_json)  # stdout: only the JSON
+        if not watch_it:
+            return
+        code = follow(api, team, retried["transfer_backfill_id"], interval, as_json)
+    raise typer.Exit(code)
+
+
+def _say_retried(backfill_id: int, retried: dict[str, Any], err: bool) -> None:
+    if retried["transfer_backfill_id"] == backfill_id:
+        again = (
+            retried["transfer_runs_total"]
+            - retried["transfer_runs_completed"]
+            - retried["transfer_runs_failed"]
+            - retried.get("transfer_runs_cancelled", 0)
+        )
+        lines = [
+            f"Retrying backfill {backfill_id} in place: "
+            f"{again} date{'' if again == 1 else 's'} to run again",
+            f"  {describe(retried)}",
+            "  the failed runs stay in the runs list",
+        ]
+    else:
+        total = retried["transfer_runs_total"]
+        lines = [
+            f"Created backfill {retried['transfer_backfill_id']}, a new backfill: backfill "
+            f"{backfill_id} was cancelled and stays as it is; the new one (retry_of_backfill_id "
+            f"{retried['retry_of_backfill_id']}) runs the {total} "
+            f"date{'' if total == 1 else 's'} it left undone",
+            f"  {describe(retried)}",
+        ]
+    for line in lines:
+        typer.echo(line, err=err)
+
+
 def register(app: typer.Typer) -> None:
     app.command("pause")(pause)
     app.command("resume")(resume)
     app.command("limits")(limits)
+    app.command("retry")(retry)

@@ -2,11 +2,15 @@
 stack's API."""
 
 import json
-from collections.abc import Iterator
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from connectors.warehouse import team_dir
 from tests.cli.client_support import (
     assert_api_error,
     assert_clean_failure,
@@ -133,3 +137,97 @@ def test_limits_of_a_completed_backfill_prints_the_api_message(tenant: Tenant, c
 
     assert_api_error(result, "UNPROCESSABLE_ENTITY")
     assert tenant.backfill(backfill_id)["max_concurrent_runs"] == 4  # unchanged
+
+
+@pytest.fixture
+def broken_date(stack: Stack, tenant: Tenant) -> tuple[int, Callable[[], None]]:
+    """A transfer reading a SQLite source of the team whose row for 2024-05-02 is broken
+    until fixed, and the fix."""
+    directory = team_dir(stack.data_dir, tenant.team_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "flaky.db"
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("CREATE TABLE days (day TEXT, payload TEXT)")
+        connection.executemany(
+            "INSERT INTO days VALUES (?, ?)",
+            [("2024-05-01", '{"n": 1}'), ("2024-05-02", "{broken"), ("2024-05-03", '{"n": 3}')],
+        )
+
+    def fix() -> None:
+        with closing(sqlite3.connect(path)) as connection, connection:
+            connection.execute("UPDATE days SET payload = '{\"n\": 2}' WHERE day = '2024-05-02'")
+
+    response = tenant.http.post(
+        f"/teams/{tenant.team_id}/transfers",
+        json={
+            "display_name": "flaky",
+            "source": {
+                "type": "sql",
+                "url": "sqlite:///flaky.db",
+                "query": "SELECT day, json_extract(payload, '$.n') AS n FROM days "
+                "WHERE day = :data_date",
+            },
+            "destination": {"type": "sqlite"},
+        },
+    )
+    assert response.status_code == 200, response.text
+    transfer_id: int = response.json()["data"]["transfer_id"]
+    return transfer_id, fix
+
+
+def test_retry_of_a_failed_backfill_runs_its_failed_date_in_place(
+    tenant: Tenant, cwd: Path, broken_date: tuple[int, Callable[[], None]]
+) -> None:
+    transfer_id, fix = broken_date
+    backfill_id = tenant.create_backfill(transfer_id, "2024-05-01", "2024-05-03")[
+        "transfer_backfill_id"
+    ]
+    tenant.wait_until_status(backfill_id, "FAILED")
+    fix()
+
+    result = team_run(tenant, cwd, "retry", str(backfill_id), "--watch", "--interval", "0.2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Retrying backfill {backfill_id} in place: 1 date to run again" in result.stdout
+    assert f"Backfill {backfill_id} COMPLETED: 3 completed, 0 failed of 3" in result.stdout
+    dates = [r["data_date"] for r in tenant.runs(transfer_id)]
+    assert sorted(dates) == ["2024-05-01", "2024-05-02", "2024-05-02", "2024-05-03"]
+
+
+def test_retry_of_a_cancelled_backfill_makes_a_new_one(tenant: Tenant, cwd: Path) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=1500)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-06-01", "2024-06-05")[
+        "transfer_backfill_id"
+    ]
+    wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 1)
+    tenant.cancel(backfill_id)
+    drained = wait_for(
+        lambda: (b := tenant.backfill(backfill_id))["transfer_runs_running"] == 0 and b
+    )
+    undone = 5 - drained["transfer_runs_completed"]
+
+    result = team_run(tenant, cwd, "retry", str(backfill_id))
+
+    assert result.returncode == 0, result.stderr
+    made = re.search(r"^Created backfill (\d+), a new backfill: ", result.stdout)
+    assert made, result.stdout
+    new_id = int(made.group(1))
+    try:
+        assert new_id != backfill_id
+        assert f"backfill {backfill_id} was cancelled and stays as it is" in result.stdout
+        assert f"runs the {undone} dates it left undone" in result.stdout
+        new = tenant.backfill(new_id)
+        assert (new["retry_of_backfill_id"], new["transfer_runs_total"]) == (backfill_id, undone)
+        assert tenant.backfill(backfill_id)["status"] == "CANCELLED"
+    finally:
+        tenant.cancel(new_id)
+
+
+def test_retry_of_a_running_backfill_prints_why_not(
+    tenant: Tenant, cwd: Path, running_backfill: int
+) -> None:
+    result = team_run(tenant, cwd, "retry", str(running_backfill))
+
+    assert_api_error(result, "UNPROCESSABLE_ENTITY")
+    assert "only a FAILED backfill" in result.stderr
+    assert tenant.backfill(running_backfill)["status"] == "RUNNING"
