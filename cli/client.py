@@ -1,4 +1,4 @@
-"""Client commands over the REST API: `backfills create|watch|cancel|list`.
+"""Client commands over the REST API: `backfills create|dry-run|watch|cancel|list`.
 
 They read `BACKFILLS_API_URL` (default `http://127.0.0.1:8000/v1`) and `BACKFILLS_TOKEN`
 (cli/api_client.py). An API error prints the envelope's message, code and request id on
@@ -38,8 +38,10 @@ from cli.api_client import (
     connected,
     create_body,
     describe,
+    duration_words,
     has_ended,
     in_flight,
+    limits_of,
     print_json,
     progress_of,
     runs_phrase,
@@ -96,6 +98,56 @@ def create(
             return
         code = follow(api, team, backfill["transfer_backfill_id"], interval, as_json)
     raise typer.Exit(code)
+
+
+def dry_run(
+    team: Team,
+    transfer: Transfer,
+    range_from: RangeFrom,
+    range_to: RangeTo,
+    max_concurrent_runs: MaxConcurrentRuns = None,
+    max_failed_runs: MaxFailedRuns = None,
+    newest_first: NewestFirst = False,
+    run_order: RunOrderOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """What `create` with these options would do, creating nothing: the dates, why it would be
+    refused, and an estimate. Exit 0 if it would be accepted, 1 if refused."""
+    body = create_body(
+        range_from, range_to, max_concurrent_runs, max_failed_runs, newest_first, run_order
+    )
+    with connected() as api:
+        found = api.call("POST", f"/teams/{team}/transfers/{transfer}/backfills/dry_run", body)
+    if as_json:
+        print_json(found)
+    else:
+        _say_dry_run(found)
+    raise typer.Exit(1 if found["would_be_refused"] else 0)
+
+
+def _say_dry_run(found: dict[str, Any]) -> None:
+    verdict = "would be REFUSED" if found["would_be_refused"] else "would be accepted"
+    typer.echo(
+        f"Dry run of a backfill of transfer {found['transfer_id']}, "
+        f"{found['range_start_date']} to {found['range_end_date']}: {verdict}"
+    )
+    total = found["transfer_runs_total"]
+    dates = f"  {total} date{'' if total == 1 else 's'}"
+    if total:
+        dates += f", first {found['first_date']}, last {found['last_date']}"
+    typer.echo(dates)
+    typer.echo(f"  {limits_of(found)}")
+    estimate = found["estimate"]
+    if estimate.get("duration_seconds") is None:
+        typer.echo(f"  estimate: none, {estimate['explanation']}")
+    else:
+        line = f"  estimate: about {duration_words(estimate['duration_seconds'])}"
+        if found.get("estimated_end_time"):
+            line += f", ending about {when(found['estimated_end_time'])}"
+        typer.echo(f"{line}: {estimate['explanation']}")
+    for refusal in found["refusals"]:
+        typer.echo(f"  refused: {refusal['message']} ({refusal['code']})")
+    typer.echo("Nothing was created.")
 
 
 def watch(
@@ -288,6 +340,7 @@ def _summarize(team: int, backfill: dict[str, Any], elapsed: float, as_json: boo
 
 def register(app: typer.Typer) -> None:
     app.command("create")(create)
+    app.command("dry-run")(dry_run)
     app.command("watch")(watch)
     app.command("cancel")(cancel)
     app.command("list")(list_backfills)

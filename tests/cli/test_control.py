@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -231,3 +232,91 @@ def test_retry_of_a_running_backfill_prints_why_not(
     assert_api_error(result, "UNPROCESSABLE_ENTITY")
     assert "only a FAILED backfill" in result.stderr
     assert tenant.backfill(running_backfill)["status"] == "RUNNING"
+
+
+def dry_run(tenant: Tenant, cwd: Path, transfer_id: int, *args: str) -> CompletedProcess[str]:
+    return team_run(tenant, cwd, "dry-run", "--transfer", str(transfer_id), *args)
+
+
+def test_dry_run_of_an_acceptable_backfill_says_so_with_an_estimate(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(latency_ms=200)
+    first = tenant.create_backfill(transfer_id, "2022-12-01", "2022-12-02")
+    tenant.wait_until_status(first["transfer_backfill_id"], "COMPLETED")  # runs to learn from
+
+    result = dry_run(
+        tenant,
+        cwd,
+        transfer_id,
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-01-31",
+        "--max-concurrent-runs",
+        "8",
+        "--run-order",
+        "NEWEST_FIRST",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"Dry run of a backfill of transfer {transfer_id}, 2023-01-01 to 2023-01-31: "
+        "would be accepted" in result.stdout
+    )
+    assert "31 dates, first 2023-01-31, last 2023-01-01" in result.stdout
+    assert "at most 8 runs at once, no failure budget, newest first" in result.stdout
+    assert re.search(r"estimate: about \d+ s, ending about \d\d:\d\d:\d\d", result.stdout)
+    assert "4 rounds" in result.stdout  # ceil(31 / 8), from the API's explanation
+    assert "refused" not in result.stdout
+    assert "Nothing was created." in result.stdout
+    latest = tenant.http.get(f"/teams/{tenant.team_id}/transfers/{transfer_id}/backfills/latest")
+    assert latest.json()["data"]["transfer_backfill_id"] == first["transfer_backfill_id"]
+
+
+def test_dry_run_of_an_overlapping_range_exits_one_with_the_refusal(
+    tenant: Tenant, cwd: Path, running_backfill: int
+) -> None:
+    transfer_id = tenant.backfill(running_backfill)["transfer_id"]
+
+    result = dry_run(tenant, cwd, transfer_id, "--from", "2023-01-20", "--to", "2023-02-10")
+    as_json = dry_run(
+        tenant, cwd, transfer_id, "--from", "2023-01-20", "--to", "2023-02-10", "--json"
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "would be REFUSED" in result.stdout
+    assert f"backfill {running_backfill}" in result.stdout
+    assert "(CONFLICT_ERROR)" in result.stdout
+    assert "22 dates, first 2023-01-20, last 2023-02-10" in result.stdout
+    assert as_json.returncode == 1, as_json.stderr
+    found = json.loads(as_json.stdout)
+    assert found["would_be_refused"] is True
+    assert [r["overlapping_backfill_id"] for r in found["refusals"]] == [running_backfill]
+
+
+def test_dry_run_of_a_fresh_transfer_says_why_there_is_no_estimate(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer()
+
+    result = dry_run(tenant, cwd, transfer_id, "--from", "2023-01-01", "--to", "2023-01-02")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "estimate: none, " in result.stdout
+    assert "2 dates, first 2023-01-01, last 2023-01-02" in result.stdout
+
+
+def test_dry_run_of_another_teams_transfer_is_not_found(
+    stack: Stack, tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer()
+    other = new_tenant(stack)
+    try:
+        result = dry_run(other, cwd, transfer_id, "--from", "2023-01-01", "--to", "2023-01-02")
+    finally:
+        other.http.close()
+
+    assert_api_error(result, "NOT_FOUND")
+    assert result.stdout == ""
