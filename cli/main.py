@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from cli import client, control
+from cli import calendar, client, control
 from cli.admin import admin
 from config import WORKER_QUEUES, get_settings
 from observability.logs import setup_logging
@@ -18,6 +18,7 @@ app = typer.Typer(help="The backfill service.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 client.register(app)
 control.register(app)
+calendar.register(app)
 
 
 @app.command()
