@@ -11,6 +11,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -35,6 +36,7 @@ from cli.api_client import (
 from statuses import BackfillStatus, RunStatus
 
 PAGE = 10_000  # the most dates one page of …/dates holds
+FETCHERS = 4  # pages asked for at once
 MONTH_ROWS_UP_TO = 36  # months; a longer range is drawn a year per row (`--by auto`)
 MONTHS = "JFMAMJJASOND"
 
@@ -95,7 +97,7 @@ def show(
     the drain, the ETA and the failed dates."""
     with connected() as api:
         backfill = api.call("GET", f"/teams/{team}/backfills/{backfill_id}")
-        dates = fetch_dates(api, team, backfill_id)
+        dates = fetch_dates(api, team, backfill_id, backfill["transfer_runs_total"])
     if as_json:
         typer.echo(json.dumps(dates, indent=2))
         return
@@ -107,18 +109,20 @@ def show(
     console.print(Text("\n").join(render(backfill, dates, by, failures, unicode)))
 
 
-def fetch_dates(api: Api, team: int, backfill_id: int) -> list[dict[str, Any]]:
-    """Every date of the backfill, a page of PAGE at a time."""
-    found: list[dict[str, Any]] = []
-    while True:
-        page = api.call(
-            "GET",
-            f"/teams/{team}/backfills/{backfill_id}/dates",
-            params={"limit": PAGE, "offset": len(found)},
+def fetch_dates(api: Api, team: int, backfill_id: int, total: int) -> list[dict[str, Any]]:
+    """Every date of the backfill (`total` of them), in pages of PAGE fetched side by side:
+    a century's four pages take the time of about two."""
+    path = f"/teams/{team}/backfills/{backfill_id}/dates"
+
+    def page(offset: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.call(
+            "GET", path, params={"limit": PAGE, "offset": offset}
         )
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
+        return found
+
+    offsets = range(0, max(total, 1), PAGE)
+    with ThreadPoolExecutor(max_workers=min(FETCHERS, len(offsets))) as pool:
+        return [entry for found in pool.map(page, offsets) for entry in found]
 
 
 def _fits(console: Console) -> bool:
