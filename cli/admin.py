@@ -9,13 +9,14 @@ from config import get_settings
 from persistence import accounts
 from persistence.db import Database
 from persistence.errors import PersistenceError
-from persistence.migrate import upgrade
 from persistence.models import Role, Scope
 
 admin = typer.Typer(help="Administer teams, users and API tokens.", no_args_is_help=True)
 
 
 def _db() -> Database:
+    from persistence.migrate import upgrade  # alembic: only for the command that needs it
+
     url = get_settings().resolved_database_url
     upgrade(url)
     return Database(url)

@@ -4,25 +4,26 @@ import json
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from cli import client
+from cli import calendar, client, control
 from cli.admin import admin
 from config import WORKER_QUEUES, get_settings
-from observability.logs import setup_logging
-from persistence.db import Database
-from persistence.migrate import upgrade
-from persistence.secret_box import SecretsKeyError, load_secret_box
+
+# The service's parts (uvicorn, the database, the logging with Temporal's runtime) are
+# imported by the commands that run them: the client commands start in a fraction of the time.
 
 app = typer.Typer(help="The backfill service.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 client.register(app)
+control.register(app)
+calendar.register(app)
 
 
 @app.command()
 def dev() -> None:
     """Run Temporal (with its web UI), a worker and the API in the foreground."""
     from cli.dev import dev_settings, run_dev
+    from observability.logs import setup_logging
 
     settings = dev_settings(get_settings())
     setup_logging(settings)
@@ -32,6 +33,11 @@ def dev() -> None:
 @app.command()
 def api() -> None:
     """Serve the REST API (Temporal and the database must exist)."""
+    import uvicorn
+
+    from observability.logs import setup_logging
+    from persistence.secret_box import SecretsKeyError, load_secret_box
+
     settings = get_settings()
     setup_logging(settings)
     try:
@@ -85,6 +91,8 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Apply the database migrations."""
+    from persistence.migrate import upgrade
+
     upgrade(get_settings().resolved_database_url)
 
 
@@ -102,6 +110,8 @@ _MIGRATE_WAREHOUSES_HELP = (
 @app.command("migrate-warehouses", help=_MIGRATE_WAREHOUSES_HELP)
 def migrate_warehouses() -> None:
     from cli.warehouse_move import move_to_team_directories
+    from persistence.db import Database
+    from persistence.migrate import upgrade
 
     settings = get_settings()
     url = settings.resolved_database_url

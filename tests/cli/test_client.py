@@ -1,78 +1,19 @@
 """`backfills create|watch|cancel|list`, run as a user runs them, against the stack's API."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from cli.devserver import free_port
+from tests.cli.client_support import (
+    REQUEST_ID,
+    assert_clean_failure,
+    create_json,
+    run,
+    slow_backfill,
+)
+from tests.cli.client_support import cwd as cwd  # the fixture
 from tests.support import Tenant, wait_for
-
-BACKFILLS = Path(sys.executable).parent / "backfills"
-REQUEST_ID = re.compile(r"request id ([0-9a-f]{32})")
-
-
-@pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    """A directory without a `.env`, so only the environment below configures the command."""
-    return tmp_path
-
-
-def run(tenant: Tenant, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILLS_")}
-    clean.update(
-        BACKFILLS_API_URL=tenant.stack.api_url,
-        BACKFILLS_TOKEN=tenant.token,
-        COLUMNS="200",
-        NO_COLOR="1",
-    )
-    clean.update(env)
-    return subprocess.run(
-        [str(BACKFILLS), *args],
-        env=clean,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "Traceback" not in result.stdout, result.stdout
-    assert result.stderr.strip(), "the failure should say what is wrong"
-
-
-def create_json(tenant: Tenant, cwd: Path, transfer_id: int, start: str, end: str) -> Any:
-    result = run(
-        tenant,
-        cwd,
-        "create",
-        "--team",
-        str(tenant.team_id),
-        "--transfer",
-        str(transfer_id),
-        "--from",
-        start,
-        "--to",
-        end,
-        "--json",
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def slow_backfill(tenant: Tenant, start: str = "2023-01-01", end: str = "2023-01-30") -> int:
-    """A backfill that stays incomplete for the length of a test: one slow run at a time."""
-    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=2000)
-    backfill_id: int = tenant.create_backfill(transfer_id, start, end)["transfer_backfill_id"]
-    return backfill_id
 
 
 def test_create_prints_the_created_backfill(tenant: Tenant, cwd: Path) -> None:
@@ -454,3 +395,153 @@ def test_a_missing_token_gives_a_clear_message(tenant: Tenant, cwd: Path) -> Non
 
     assert_clean_failure(result)
     assert "BACKFILLS_TOKEN" in result.stderr
+
+
+def test_create_takes_the_cap_the_failure_budget_and_newest_first(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(rows_per_day=2)
+
+    result = run(
+        tenant,
+        cwd,
+        "create",
+        "--team",
+        str(tenant.team_id),
+        "--transfer",
+        str(transfer_id),
+        "--start",
+        "2024-05-01",
+        "--end",
+        "2024-05-03",
+        "--max-concurrent-runs",
+        "2",
+        "--max-failed-runs",
+        "3",
+        "--newest-first",
+        "--json",
+    )
+
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert (created["range_start_date"], created["range_end_date"]) == ("2024-05-01", "2024-05-03")
+    assert (created["max_concurrent_runs"], created["max_failed_runs"]) == (2, 3)
+    assert created["run_order"] == "NEWEST_FIRST"
+    assert tenant.backfill(created["transfer_backfill_id"])["run_order"] == "NEWEST_FIRST"
+
+
+def test_create_with_an_idempotency_key_twice_answers_the_same_backfill(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(rows_per_day=2)
+    command = ("create", "--team", str(tenant.team_id), "--transfer", str(transfer_id))
+    key = ("--idempotency-key", f"key-{tenant.team_id}")
+
+    first = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-11", *key)
+    again = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-11", *key)
+    other = run(tenant, cwd, *command, "--from", "2024-05-10", "--to", "2024-05-12", *key)
+
+    assert first.returncode == 0, first.stderr
+    made = re.search(r"^Created backfill (\d+) ", first.stdout)
+    assert made, first.stdout
+    assert again.returncode == 0, again.stderr
+    assert re.search(rf"^Already created backfill {made.group(1)} ", again.stdout), again.stdout
+    assert "nothing new was created" in again.stderr
+    assert_clean_failure(other)
+    assert "UNPROCESSABLE_ENTITY" in other.stderr
+    assert REQUEST_ID.search(other.stderr), other.stderr
+    latest = tenant.http.get(f"/teams/{tenant.team_id}/transfers/{transfer_id}/backfills/latest")
+    assert latest.json()["data"]["transfer_backfill_id"] == int(made.group(1))  # none other
+
+
+def test_create_newest_first_contradicting_the_run_order_is_a_usage_error(
+    tenant: Tenant, cwd: Path
+) -> None:
+    result = run(
+        tenant,
+        cwd,
+        "create",
+        "--team",
+        str(tenant.team_id),
+        "--transfer",
+        "1",
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-02",
+        "--newest-first",
+        "--run-order",
+        "OLDEST_FIRST",
+    )
+
+    assert_clean_failure(result)
+    assert result.returncode == 2
+    assert "--newest-first" in result.stderr
+
+
+def test_watch_shows_the_pause_its_reason_and_the_drain_then_stops(
+    tenant: Tenant, cwd: Path
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=4000)
+    backfill_id = tenant.create_backfill(transfer_id, "2023-02-01", "2023-02-10")[
+        "transfer_backfill_id"
+    ]
+    try:
+        wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 1, timeout=60)
+        paused = tenant.http.patch(
+            f"/teams/{tenant.team_id}/backfills/{backfill_id}",
+            json={"paused": True, "paused_reason": "source maintenance"},
+        )
+        assert paused.status_code == 200, paused.text
+
+        # TTY_COMPATIBLE: rich redraws the bar as on a terminal, so each state shows
+        result = run(
+            tenant,
+            cwd,
+            "watch",
+            "--team",
+            str(tenant.team_id),
+            str(backfill_id),
+            "--interval",
+            "0.2",
+            TTY_COMPATIBLE="1",
+        )
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "paused: source maintenance; draining, 1 run still running" in result.stderr
+        assert "ETA none (paused)" in result.stderr
+        assert (
+            f"Backfill {backfill_id} RUNNING, paused: source maintenance: "
+            "1 completed, 0 failed of 10" in result.stdout
+        )
+        assert f"backfills resume --team {tenant.team_id} {backfill_id}" in result.stdout
+        assert tenant.backfill(backfill_id)["transfer_runs_running"] == 0
+    finally:
+        tenant.cancel(backfill_id)
+
+
+def test_watch_shows_the_estimated_end_time(tenant: Tenant, cwd: Path) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, latency_ms=1000)
+    first = tenant.create_backfill(transfer_id, "2023-04-01", "2023-04-01")
+    tenant.wait_until_status(first["transfer_backfill_id"], "COMPLETED")  # a run to learn from
+    backfill_id = tenant.create_backfill(transfer_id, "2023-04-02", "2023-04-05")[
+        "transfer_backfill_id"
+    ]
+
+    result = run(
+        tenant,
+        cwd,
+        "watch",
+        "--team",
+        str(tenant.team_id),
+        str(backfill_id),
+        "--interval",
+        "0.2",
+        TTY_COMPATIBLE="1",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"ETA \d\d:\d\d:\d\d \((in \d+ s|any moment now)\)", result.stderr), (
+        result.stderr
+    )
+    assert "ETA done" in result.stderr
