@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from persistence import backfills, runs
 from persistence.models import Backfill, TransferRun
-from statuses import BackfillStatus, RunStatus
+from statuses import RunStatus
 from tests.cli.client_support import assert_api_error, team_run
 from tests.cli.client_support import cwd as cwd  # the fixture
 from tests.support import Stack, Tenant, new_tenant, wait_for
@@ -153,7 +153,7 @@ FAILED = {date(1930, 6, 15): "a", date(1987, 10, 19): "b", date(2010, 3, 2): "c"
 def century(tenant: Tenant) -> Iterator[int]:
     """A CANCELLED backfill of 36,500 dates (1925-01-01 to 2024-12-06), made straight in the
     database: the dates before 2000 completed, three failed, the rest cancelled. Cancelled
-    at once: a CREATED one would be started by the stack's reconciler within a minute."""
+    first: an active one without a workflow would be repaired by the stack's reconciler."""
     db = tenant.stack.db
     transfer_id = tenant.create_transfer()
     made = backfills.create_backfill(
@@ -165,37 +165,35 @@ def century(tenant: Tenant) -> Iterator[int]:
         range_end=FIRST + timedelta(days=DAYS - 1),
     )
     assert made.id is not None
-    try:
-        for n in range(0, DAYS, 1000):
-            last = FIRST + timedelta(days=min(n + 999, DAYS - 1))
-            runs.plan_runs(db=db, backfill_id=made.id, first=FIRST + timedelta(n), last=last)
-        now = datetime.now(UTC)
-        ours = col(TransferRun.backfill_id) == made.id
-        with db.write() as session:
+    for n in range(0, DAYS, 1000):
+        last = FIRST + timedelta(days=min(n + 999, DAYS - 1))
+        runs.plan_runs(db=db, backfill_id=made.id, first=FIRST + timedelta(n), last=last)
+    # cancelled before any run shows as started: no reconciler ever sees it active
+    backfills.cancel_backfill(db=db, backfill_id=made.id, user_id=tenant.user_id)
+    now = datetime.now(UTC)
+    ours = col(TransferRun.backfill_id) == made.id
+    with db.write() as session:
+        session.execute(
+            update(TransferRun)
+            .where(ours, col(TransferRun.data_date) < date(2000, 1, 1))
+            .values(status=RunStatus.COMPLETED, attempts=1, started_time=now, ended_time=now)
+        )
+        for failed, name in FAILED.items():
             session.execute(
                 update(TransferRun)
-                .where(ours, col(TransferRun.data_date) < date(2000, 1, 1))
-                .values(status=RunStatus.COMPLETED, attempts=1, started_time=now, ended_time=now)
+                .where(ours, col(TransferRun.data_date) == failed)
+                .values(status=RunStatus.FAILED, attempts=3, message=f"it broke ({name})")
             )
-            for failed, name in FAILED.items():
-                session.execute(
-                    update(TransferRun)
-                    .where(ours, col(TransferRun.data_date) == failed)
-                    .values(status=RunStatus.FAILED, attempts=3, message=f"it broke ({name})")
-                )
-            session.execute(
-                update(Backfill)
-                .where(col(Backfill.id) == made.id)
-                .values(
-                    status=BackfillStatus.RUNNING,
-                    start_time=now,
-                    transfer_runs_created=DAYS,
-                    transfer_runs_completed=COMPLETED,
-                    transfer_runs_failed=len(FAILED),
-                )
+        session.execute(
+            update(Backfill)
+            .where(col(Backfill.id) == made.id)
+            .values(
+                start_time=now,
+                transfer_runs_completed=COMPLETED,
+                transfer_runs_failed=len(FAILED),
+                transfer_runs_cancelled=CANCELLED,
             )
-    finally:
-        backfills.cancel_backfill(db=db, backfill_id=made.id, user_id=tenant.user_id)
+        )
     yield made.id
 
 
