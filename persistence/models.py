@@ -132,6 +132,14 @@ class TransferRun(SQLModel, table=True):
             sqlite_where=text("superseded_time IS NULL"),
             postgresql_where=text("superseded_time IS NULL"),
         ),
+        # A retried date's earlier runs, few, so counting them is one probe per date.
+        Index(
+            "ix_transfer_runs_backfill_date_superseded",
+            "backfill_id",
+            "data_date",
+            sqlite_where=text("superseded_time IS NOT NULL"),
+            postgresql_where=text("superseded_time IS NOT NULL"),
+        ),
         Index("ix_transfer_runs_transfer_date", "transfer_id", "data_date"),
         Index("ix_transfer_runs_backfill_status", "backfill_id", "status"),
     )

@@ -614,15 +614,14 @@ def _current_runs(
     statuses: tuple[RunStatus, ...] | None = None,
 ) -> _Rows:
     """The backfill's current runs (in `window`, in `statuses`), each with how many earlier
-    runs its date has: a subquery per row on the (transfer, date) index."""
+    runs its date has: a subquery per row on the index of superseded runs."""
     run = aliased(TransferRun)
     earlier = aliased(TransferRun)
     superseded = (
         sql_select(func.count())
         .where(
-            col(earlier.transfer_id) == backfill.transfer_id,
-            col(earlier.data_date) == col(run.data_date),
             col(earlier.backfill_id) == backfill.id,
+            col(earlier.data_date) == col(run.data_date),
             col(earlier.superseded_time).is_not(None),
         )
         .scalar_subquery()
