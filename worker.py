@@ -278,6 +278,7 @@ def main(queues: list[str] | None = None) -> None:
         asyncio.run(run_worker(settings, exit_when_blocked=True))
     except (SecretsKeyError, MetricsPortError) as exc:
         sys.exit(f"backfills worker: {exc}")
+    _exit_now(0)
 
 
 def _exit_leaving_blocked_threads(drain: Drain) -> NoReturn:
@@ -289,10 +290,17 @@ def _exit_leaving_blocked_threads(drain: Drain) -> NoReturn:
         drain.blocked_threads,
         "; ".join(drain.blocked_activities) or "none running",
     )
+    _exit_now(EXIT_BLOCKED)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush what was logged and end the process without the interpreter's finalization:
+    the Temporal core's threads can still call into Python while it finalizes, which
+    aborts the process (`PyGILState_Release`, exit -6) after a clean drain."""
     logging.shutdown()  # flushes every handler
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(EXIT_BLOCKED)
+    os._exit(code)
 
 
 if __name__ == "__main__":
