@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     )
 
     reconcile_interval_seconds: float = Field(default=30.0, gt=0)
+    signal_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the API looks for workflow signals Temporal did not take (a "
+        "cancel, pause, limits or retry the database holds already) to send them again; each "
+        "waits 1 s after its first failure, doubling up to 30 s.",
+    )
     reconcile_created_grace_seconds: float = Field(
         default=60.0, gt=0, description="How long a CREATED backfill may wait for its workflow."
     )

@@ -8,9 +8,10 @@ activity, which the worker hands a `BackfillWorkflowClient`. Workflow code never
 """
 
 import logging
-from datetime import date, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
+from pydantic import TypeAdapter
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -28,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from config import Settings
 from observability.tracing import client_interceptors
 from persistence.models import Backfill, Transfer
+from persistence.outbox import PendingSignal
 from statuses import BackfillStatus
 from workflows import search_attributes
 from workflows.backfill import BACKFILL_WORKFLOW, BackfillWorkflow
@@ -173,11 +175,6 @@ async def start_backfill_resolving_doubt(
     return StartOutcome.NOT_STARTED
 
 
-async def signal_cancel(client: Client, backfill_id: int, user_id: int | None) -> bool:
-    """Tell the workflow to stop; False when it has already closed (nothing left to stop)."""
-    return await signal_backfill(client, backfill_id, "cancel", CancelRequest(user_id=user_id))
-
-
 async def signal_backfill(client: Client, backfill_id: int, signal: str, arg: object) -> bool:
     """Send one of the backfill workflow's signals (`cancel`, `pause`, `resume`,
     `set_limits`, `retry`); False when the workflow has already closed."""
@@ -191,25 +188,21 @@ async def signal_backfill(client: Client, backfill_id: int, signal: str, arg: ob
     return True
 
 
-async def signal_control(
-    client: Client,
-    backfill_id: int,
-    *,
-    pause: PauseRequest | None = None,
-    resume: bool = False,
-    limits: LimitsRequest | None = None,
-) -> None:
-    """Tell the workflow of a pause, a resume or new limits the record holds already."""
-    if pause is not None:
-        await signal_backfill(client, backfill_id, "pause", pause)
-    if resume:
-        await signal_backfill(client, backfill_id, "resume", ResumeRequest())
-    if limits is not None:
-        await signal_backfill(client, backfill_id, "set_limits", limits)
+SIGNAL_INPUTS: dict[str, type] = {
+    "cancel": CancelRequest,
+    "pause": PauseRequest,
+    "resume": ResumeRequest,
+    "set_limits": LimitsRequest,
+    "retry": RetryRequest,
+}
 
 
-async def signal_retry(client: Client, backfill_id: int, data_dates: list[date]) -> bool:
-    return await signal_backfill(client, backfill_id, "retry", RetryRequest(data_dates))
+async def send_queued_signal(client: Client, signal: PendingSignal) -> bool:
+    """Send a signal from the outbox, its row id as its sequence; False: workflow closed."""
+    arg: object = TypeAdapter(SIGNAL_INPUTS[signal.name]).validate_python(
+        {**signal.payload, "sequence": signal.id}
+    )
+    return await signal_backfill(client, signal.backfill_id, signal.name, arg)
 
 
 async def open_backfill_ids(client: Client) -> set[int]:

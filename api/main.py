@@ -1,5 +1,6 @@
 """The REST API: wiring only. `uvicorn api.main:app`, or `backfills api`."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimitMiddleware
+from api.deps import AsyncDatabase
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
@@ -23,6 +25,7 @@ from api.routers import (
     secrets,
     transfers,
 )
+from api.signal_outbox import keep_sending
 from api.temporal import TemporalConnection
 from config import Settings, get_settings
 from observability.tracing import setup_tracing
@@ -52,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if not await app.state.temporal.is_reachable():
             log.warning("Temporal is not reachable yet; backfill writes answer 503 until it is")
+        outbox = asyncio.create_task(
+            keep_sending(
+                AsyncDatabase(app.state.db), app.state.temporal, settings.signal_retry_seconds
+            )
+        )
         yield
+        outbox.cancel()
 
     app = FastAPI(
         title="Backfill service",

@@ -31,6 +31,7 @@ from persistence.errors import (
 )
 from persistence.lookup import get_row
 from persistence.models import Backfill, IdempotencyKey, RunOrder, Transfer
+from persistence.outbox import OutgoingSignal, forget_signals, queue_signals
 from persistence.transfers import team_transfer_row
 from statuses import (
     ACTIVE_BACKFILL_STATUSES,
@@ -300,6 +301,7 @@ def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:
             session.execute(
                 delete(IdempotencyKey).where(col(IdempotencyKey.backfill_id) == backfill_id)
             )
+            forget_signals(session, backfill_id)
             session.delete(backfill)
 
 
@@ -342,9 +344,15 @@ def list_incomplete_backfills(*, db: Database, team_id: int) -> list[Backfill]:
 
 
 def cancel_backfill(
-    *, db: Database, backfill_id: int, user_id: int | None, team_id: int | None = None
+    *,
+    db: Database,
+    backfill_id: int,
+    user_id: int | None,
+    team_id: int | None = None,
+    signal_workflow: bool = False,
 ) -> Backfill:
-    """Cancel an incomplete backfill and every run of it not yet started, in one transaction.
+    """Cancel an incomplete backfill and every run of it not yet started, in one transaction
+    (with `signal_workflow`, the one that queues the `cancel` signal for its workflow).
 
     Raises NotFoundError when it does not exist (in `team_id`, when given), and
     InvalidStateError when it is already COMPLETED or CANCELLED.
@@ -373,6 +381,8 @@ def cancel_backfill(
             message="cancelled",
             now=now,
         )
+        if signal_workflow:
+            queue_signals(session, backfill_id, [OutgoingSignal("cancel", {"user_id": user_id})])
         ended = session.get(Backfill, backfill_id, populate_existing=True)
         assert ended is not None
         return ended
@@ -419,9 +429,12 @@ def change_control(
     max_concurrent_runs: int | None = None,
     max_failed_runs: int | None = None,
     remove_failure_budget: bool = False,
+    signal_workflow: bool = False,
 ) -> Backfill:
     """Pause or resume an incomplete backfill, or change its live limits (what is None stays
-    as it is). InvalidStateError on a COMPLETED or CANCELLED one."""
+    as it is); with `signal_workflow`, queue the signals telling its workflow. Each signal
+    states the whole state of its kind (paused or not; both limits), so the newest one
+    holds every earlier change. InvalidStateError on a COMPLETED or CANCELLED one."""
     with db.write() as session:
         backfill = get_row(
             session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND, lock=True
@@ -440,7 +453,30 @@ def change_control(
         elif max_failed_runs is not None:
             backfill.max_failed_runs = max_failed_runs
         session.flush()
+        if signal_workflow:
+            limits = max_concurrent_runs is not None or max_failed_runs is not None
+            signals = _control_signals(backfill, paused, limits or remove_failure_budget)
+            queue_signals(session, backfill_id, signals)
         return backfill
+
+
+def _control_signals(backfill: Backfill, paused: bool | None, limits: bool) -> list[OutgoingSignal]:
+    signals = []
+    if paused is not None:
+        signals.append(
+            OutgoingSignal("pause", {"reason": backfill.paused_reason})
+            if paused
+            else OutgoingSignal("resume", {})
+        )
+    if limits:
+        budget = backfill.max_failed_runs
+        payload = {
+            "max_concurrent_runs": backfill.max_concurrent_runs,
+            "max_failed_runs": budget,
+            "remove_failure_budget": budget is None,
+        }
+        signals.append(OutgoingSignal("set_limits", payload))
+    return signals
 
 
 def record_control(
@@ -482,12 +518,14 @@ def retry_failed_dates(
     data_dates: list[date] | None,
     strict: bool,
     team_id: int | None = None,
+    signal_workflow: bool = False,
 ) -> list[date]:
     """Put a FAILED backfill's failed dates (all, or `data_dates`) back to run: each gets a
     new run, the failed one stays (superseded), the counts and the error report describe
     the new state, and the backfill is RUNNING again (and no longer paused). Returns the
     dates. When the backfill is already RUNNING again (the API retried first), its dates
     still waiting to run. `strict` (the API): InvalidStateError saying why instead of [].
+    `signal_workflow`: queue the `retry` signal telling the workflow which dates.
     """
     with db.write() as session:
         backfill = get_row(
@@ -514,6 +552,9 @@ def retry_failed_dates(
         backfill.end_time = None
         backfill.retries += 1
         _set_paused(backfill, False, None)
+        if signal_workflow:
+            payload = {"data_dates": [day.isoformat() for day in dates]}
+            queue_signals(session, backfill_id, [OutgoingSignal("retry", payload)])
         return dates
 
 

@@ -180,6 +180,28 @@ class IdempotencyKey(SQLModel, table=True):
     created_time: datetime = Field(sa_column=_utc_column(nullable=False))
 
 
+class QueuedSignal(SQLModel, table=True):
+    """A signal to a backfill's workflow, written in the transaction that made the change
+    it tells of and deleted once Temporal has it (see persistence/outbox.py). Its id orders
+    one backfill's signals: the workflow ignores one not newer than the last it applied."""
+
+    __tablename__ = "queued_signals"
+    # Ids never reused (SQLite would reuse the highest once deleted): they are sequences.
+    __table_args__ = (
+        Index("ix_queued_signals_due", "next_attempt_time"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    backfill_id: int = Field(foreign_key="backfills.id", index=True)
+    name: str  # the workflow's signal: cancel, pause, resume, set_limits, retry
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    next_attempt_time: datetime = Field(sa_column=_utc_column(nullable=False))
+    attempts: int = 0
+    last_error: str | None = None
+
+
 class TeamSecret(SQLModel, table=True):
     """A team's secret for `${NAME}` references. Only its ciphertext is stored (see
     persistence/secret_box.py); the API returns the name and times, never the value."""

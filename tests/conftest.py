@@ -29,6 +29,7 @@ from tests.support import Stack, Tenant, new_tenant, running_stack, stop
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # One Temporal namespace per database, so the two stacks' workflow ids never meet.
 NAMESPACES = {"sqlite": "test-sqlite", "postgresql": "test-postgresql"}
+QUIET_NAMESPACE = "test-quiet"  # for tests on a quiet database: no workflow runs there
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,7 +71,11 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("temporal") / "temporal.log"
     server = start_dev_server(
-        port=port, ui_port=None, namespaces=list(NAMESPACES.values()), db_file=None, log_file=log
+        port=port,
+        ui_port=None,
+        namespaces=[*NAMESPACES.values(), QUIET_NAMESPACE],
+        db_file=None,
+        log_file=log,
     )
     try:
         wait_for_port("127.0.0.1", port, timeout=60, process=server)

@@ -1,6 +1,7 @@
 """A TCP proxy in front of Temporal that can go silent: while silent it still delivers what
 the client sends, but holds back every answer, as a server does that acted on a request and
-then stopped answering (the timeout after the server created the workflow)."""
+then stopped answering (the timeout after the server created the workflow); while down it
+drops every connection, delivering nothing, as a server that is not there."""
 
 import socket
 import threading
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 class SilenceableProxy:
     target: tuple[str, int]
     silent: threading.Event = field(default_factory=threading.Event)
+    down: threading.Event = field(default_factory=threading.Event)  # drops every connection
     port: int = 0
 
     @property
@@ -23,7 +25,7 @@ class SilenceableProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         with closing(source), closing(sink):
             try:
-                while chunk := source.recv(65536):
+                while (chunk := source.recv(65536)) and not self.down.is_set():
                     while answers and self.silent.is_set():
                         time.sleep(0.05)
                     sink.sendall(chunk)
@@ -36,6 +38,9 @@ class SilenceableProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.down.is_set():
+                client.close()
+                continue
             server = socket.create_connection(self.target)
             for source, sink, answers in ((client, server, False), (server, client, True)):
                 threading.Thread(

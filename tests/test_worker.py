@@ -5,6 +5,7 @@ import signal
 import subprocess
 import uuid
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from temporalio.client import Client
@@ -97,6 +98,10 @@ async def test_sigterm_drains_in_flight_runs_before_exiting(
                 await asyncio.to_thread(stop, process)
 
 
+def polling(log: Path) -> bool:
+    return "worker polling" in log_of(log)
+
+
 def test_an_idle_worker_stopped_by_sigterm_exits_0_every_time(stack: Stack) -> None:
     """A clean drain ends in exit 0, not in an abort at interpreter exit (the Temporal
     core's threads calling into a finalizing interpreter did that about once in ten)."""
@@ -107,7 +112,7 @@ def test_an_idle_worker_stopped_by_sigterm_exits_0_every_time(stack: Stack) -> N
         workers = [spawn(["worker"], env, log) for log in logs]
         try:
             for log in logs:
-                wait_for(lambda log=log: "worker polling" in log_of(log), timeout=60)
+                wait_for(partial(polling, log), timeout=60)
             for worker in workers:
                 worker.send_signal(signal.SIGTERM)
             exits = [worker.wait(30) for worker in workers]

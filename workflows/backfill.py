@@ -36,8 +36,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.records import RecordActivities
     from activities.transfer_run import TransferRunActivities
-    from statuses import BackfillStatus, RunOrder, RunOutcome
+    from statuses import ACTIVE_BACKFILL_STATUSES, BackfillStatus, RunOrder, RunOutcome
     from workflows import search_attributes
+    from workflows.estimate import estimated_end
     from workflows.inputs import (
         BackfillInput,
         BackfillResult,
@@ -83,6 +84,7 @@ class BackfillWorkflow:
         self._runs: set[asyncio.Task[None]] = set()
         self._bookkeeping_outlasts_cancellation = False
         self._failed_waits_for_cancel = False
+        self._input_cap = 1
 
     @workflow.signal(name="cancel")
     def cancel(self, request: CancelRequest | None = None) -> None:
@@ -94,11 +96,14 @@ class BackfillWorkflow:
     @workflow.signal(name="pause")
     def pause(self, request: PauseRequest | None = None) -> None:
         """Start no run until `resume`; the runs in flight finish and count."""
-        self._pause((request or PauseRequest()).reason or OPERATOR_PAUSE)
+        request = request or PauseRequest()
+        if self._is_news("pause", request.sequence):
+            self._pause(request.reason or OPERATOR_PAUSE)
 
     @workflow.signal(name="resume")
     def resume(self, request: ResumeRequest | None = None) -> None:
-        if self._progress.paused:
+        request = request or ResumeRequest()
+        if self._is_news("pause", request.sequence) and self._progress.paused:
             self._progress.paused = False
             self._progress.paused_reason = None
             self._control_changed = True
@@ -107,6 +112,8 @@ class BackfillWorkflow:
     @workflow.signal(name="set_limits")
     def set_limits(self, request: LimitsRequest) -> None:
         """New limits apply at the next scheduling step; values out of bounds are ignored."""
+        if not self._is_news("set_limits", request.sequence):
+            return
         cap = request.max_concurrent_runs
         if cap is not None and 1 <= cap <= MAX_CONCURRENT_RUNS:
             self._progress.max_concurrent_runs = cap
@@ -122,7 +129,20 @@ class BackfillWorkflow:
     @workflow.signal(name="retry")
     def retry(self, request: RetryRequest | None = None) -> None:
         """Re-run a FAILED backfill's failed dates (all, or those given)."""
-        self._retry = request or RetryRequest()
+        request = request or RetryRequest()
+        if self._is_news("retry", request.sequence):
+            self._retry = request
+
+    def _is_news(self, kind: str, sequence: int | None) -> bool:
+        """False for an API signal not newer than the last of its kind applied: a repeat or a
+        late arrival from the outbox (persistence/outbox.py), whose change a newer one of the
+        same kind already holds. An operator's signal (no sequence) is always news."""
+        if sequence is None:
+            return True
+        if sequence <= self._progress.applied_signals.get(kind, 0):
+            return False
+        self._progress.applied_signals[kind] = sequence
+        return True
 
     @workflow.query(name="progress")
     def progress(self) -> Progress:
@@ -152,6 +172,7 @@ class BackfillWorkflow:
         return await self._finish(input)
 
     def _begin(self, input: BackfillInput) -> None:
+        self._input_cap = input.max_concurrent_runs
         if input.carried is not None:
             self._progress = input.carried
             return
@@ -263,6 +284,7 @@ class BackfillWorkflow:
 
     async def _run_one(self, input: BackfillInput, data_date: date) -> None:
         policy = input.run_policy
+        started = workflow.now()
         try:
             result = await workflow.execute_activity_method(
                 TransferRunActivities.run_transfer,
@@ -288,6 +310,9 @@ class BackfillWorkflow:
             outcome = RunOutcome.FAILED
         finally:
             self._progress.in_flight -= 1
+        if outcome == RunOutcome.COMPLETED:
+            self._progress.runs_timed += 1
+            self._progress.run_seconds_timed += (workflow.now() - started).total_seconds()
         self._count(outcome)
 
     def _count(self, outcome: RunOutcome) -> None:
@@ -458,10 +483,17 @@ class BackfillWorkflow:
     def _describe_progress(self) -> None:
         """The words the Temporal UI shows as the workflow's current details (no command)."""
         progress = self._progress
+        active = progress.status in ACTIVE_BACKFILL_STATUSES
+        cap = progress.max_concurrent_runs or self._input_cap
+        progress.estimated_end_time = (
+            estimated_end(progress, cap, workflow.now()) if active else None
+        )
         paused = f", paused ({progress.paused_reason})" if progress.paused else ""
+        eta = progress.estimated_end_time
+        ends = f", ends about {eta:%Y-%m-%d %H:%M} UTC" if eta is not None else ""
         workflow.set_current_details(
             f"{progress.status}{paused}: {progress.completed} completed, {progress.failed} "
-            f"failed, {progress.in_flight} running, of {progress.total} runs"
+            f"failed, {progress.in_flight} running, of {progress.total} runs{ends}"
         )
 
     def _history_is_long(self) -> bool:

@@ -5,7 +5,7 @@ has a default here, so none can drift from the one in config.py.
 """
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from statuses import BackfillStatus, RunOrder
 
@@ -40,6 +40,11 @@ class Progress:
     max_failed_runs: int | None = None  # the failure budget; None: none
     requeued: list[date] = field(default_factory=list)  # dates to run before `next_date`
     retries: int = 0
+    # per kind of API signal (pause, limits, retry): the sequence of the last one applied
+    applied_signals: dict[str, int] = field(default_factory=dict)
+    runs_timed: int = 0  # completed runs this workflow timed, and their seconds
+    run_seconds_timed: float = 0.0
+    estimated_end_time: datetime | None = None  # workflow/estimate.py; None: unknown
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class CancelRequest:
     """The `cancel` signal: `user_id` is the API caller, or None for an operator."""
 
     user_id: int | None = None
+    sequence: int | None = None  # the API's (persistence/outbox.py); None: an operator's
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,14 @@ class PauseRequest:
     """The `pause` signal: no run starts until `resume`; the runs in flight finish."""
 
     reason: str | None = None
+    sequence: int | None = None  # the API's (persistence/outbox.py); None: an operator's
 
 
 @dataclass(frozen=True)
 class ResumeRequest:
-    """The `resume` signal (no fields: it undoes a pause, whoever paused)."""
+    """The `resume` signal: it undoes a pause, whoever paused."""
+
+    sequence: int | None = None  # the API's (persistence/outbox.py); None: an operator's
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class LimitsRequest:
     max_concurrent_runs: int | None = None
     max_failed_runs: int | None = None
     remove_failure_budget: bool = False
+    sequence: int | None = None  # the API's (persistence/outbox.py); None: an operator's
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class RetryRequest:
     """The `retry` signal to a FAILED backfill: re-run its failed dates (all, or these)."""
 
     data_dates: list[date] | None = None
+    sequence: int | None = None  # the API's (persistence/outbox.py); None: an operator's
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from api.schemas.backfills import (
     RetryBackfillRequest,
     UpdateBackfillRequest,
 )
+from api.signal_outbox import send_signals
 from config import Settings
 from persistence import backfills, transfers
 from persistence.db import Database
@@ -38,12 +39,8 @@ from statuses import BackfillStatus
 from temporal_client import (
     StartOutcome,
     backfill_workflow_status,
-    signal_cancel,
-    signal_control,
-    signal_retry,
     start_backfill_resolving_doubt,
 )
-from workflows.inputs import LimitsRequest, PauseRequest
 
 log = logging.getLogger("backfills.api")
 router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
@@ -201,11 +198,15 @@ async def cancel_backfill(
         return await _change_control(team_id, backfill_id, body, caller.user_id, database, temporal)
     cancelled = await database.run(
         lambda db: backfills.cancel_backfill(
-            db=db, backfill_id=backfill_id, user_id=caller.user_id, team_id=team_id
+            db=db,
+            backfill_id=backfill_id,
+            user_id=caller.user_id,
+            team_id=team_id,
+            signal_workflow=True,
         )
     )
     _, report = await asyncio.gather(
-        _signal_cancel(temporal, backfill_id, caller.user_id),
+        send_signals(database, temporal, backfill_id=backfill_id),
         database.run(lambda db: _with_reports(db, [cancelled])),
     )
     return ok(report[0])
@@ -219,7 +220,8 @@ async def _change_control(
     database: AsyncDatabase,
     temporal: Client,
 ) -> Envelope[BackfillOut]:
-    """The record first (the truth, answered at once), then the workflow's signals."""
+    """The record and the signals telling the workflow, in one transaction; then the
+    signals are sent (those Temporal does not take now, the outbox sends again)."""
     reason = (body.paused_reason or f"paused by user {user_id}") if body.paused else None
     changed = await database.run(
         lambda db: backfills.change_control(
@@ -231,26 +233,10 @@ async def _change_control(
             max_concurrent_runs=body.max_concurrent_runs,
             max_failed_runs=body.max_failed_runs,
             remove_failure_budget=body.removes_failure_budget,
+            signal_workflow=True,
         )
     )
-    limits_given = body.model_fields_set & {"max_concurrent_runs", "max_failed_runs"}
-    try:
-        await signal_control(
-            temporal,
-            backfill_id,
-            pause=PauseRequest(reason) if body.paused else None,
-            resume=body.paused is False,
-            limits=LimitsRequest(
-                max_concurrent_runs=body.max_concurrent_runs,
-                max_failed_runs=body.max_failed_runs,
-                remove_failure_budget=body.removes_failure_budget,
-            )
-            if limits_given
-            else None,
-        )
-    except Exception as exc:
-        # The record holds the change; the reconciler tells the workflow when it can.
-        log.warning("could not signal the change of backfill %s: %s", backfill_id, exc)
+    await send_signals(database, temporal, backfill_id=backfill_id)
     report = await database.run(lambda db: _with_reports(db, [changed]))
     return ok(report[0])
 
@@ -302,15 +288,17 @@ async def retry_backfill(
             "retried"
         )
     await _check_workflow_waits(temporal, backfill_id)
-    retried = await database.run(
+    await database.run(
         lambda db: backfills.retry_failed_dates(
-            db=db, backfill_id=backfill_id, data_dates=dates, strict=True, team_id=team_id
+            db=db,
+            backfill_id=backfill_id,
+            data_dates=dates,
+            strict=True,
+            team_id=team_id,
+            signal_workflow=True,
         )
     )
-    try:
-        await signal_retry(temporal, backfill_id, retried)
-    except Exception as exc:
-        log.warning("could not signal the retry of backfill %s: %s", backfill_id, exc)
+    await send_signals(database, temporal, backfill_id=backfill_id)
     updated = await database.run(
         lambda db: _with_reports(
             db, [backfills.get_team_backfill(db=db, team_id=team_id, backfill_id=backfill_id)]
@@ -332,15 +320,6 @@ async def _check_workflow_waits(temporal: Client, backfill_id: int) -> None:
             "operator ended it), so its dates cannot be retried in place: cancel it, then "
             "retry it to make a new backfill of the dates it left undone"
         )
-
-
-async def _signal_cancel(temporal: Client, backfill_id: int, user_id: int) -> None:
-    try:
-        await signal_cancel(temporal, backfill_id, user_id)
-    except Exception as exc:
-        # The record is cancelled and no run can start any more; the workflow only learns
-        # of it later, when it finds its remaining runs cancelled.
-        log.warning("could not signal the cancel of backfill %s: %s", backfill_id, exc)
 
 
 def _insert_backfill(

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from persistence import accounts, backfills, runs, transfers
+from persistence import accounts, backfills, outbox, runs, transfers
 from persistence.db import Database
 from persistence.errors import IdempotencyKeyMismatch, InvalidStateError, OverlapError
 from persistence.models import Backfill, IdempotencyKey, Role, RunOrder, Transfer
 from statuses import BackfillStatus, RunStatus
-from tests.persistence.test_backfills import RACERS, Owner, day, race
+from tests.persistence.test_backfills import RACERS, Owner, begin, complete, day, plan, race
 from tests.persistence.test_backfills import owner as owner  # the fixture
 
 
@@ -375,3 +375,55 @@ def test_a_pause_of_a_finished_backfill_is_refused_and_changes_nothing(owner: Ow
             db=owner.db, team_id=owner.team_id, backfill_id=backfill.id, max_concurrent_runs=3
         )
     assert owner.reload(backfill).max_concurrent_runs is None
+
+
+def all_runs_completed(owner: Owner) -> Backfill:
+    """A backfill whose every run completed, its workflow about to close it."""
+    backfill = create(owner)
+    plan(owner, backfill)
+    for n in range(10):
+        started = begin(owner, backfill, day(n))
+        assert started is not None and complete(owner, started)
+    return owner.reload(backfill)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"paused": True, "paused_reason": "racing the end"},
+        {"max_concurrent_runs": 7},
+        {"max_failed_runs": 2},
+    ],
+    ids=["pause", "cap", "budget"],
+)
+def test_a_change_racing_the_backfills_end_gives_one_consistent_outcome(
+    owner: Owner, change: dict[str, Any]
+) -> None:
+    for _ in range(5):
+        backfill = all_runs_completed(owner)
+        assert backfill.id is not None
+        calls: list[Callable[[], object]] = [
+            partial(
+                backfills.change_control,
+                db=owner.db,
+                team_id=owner.team_id,
+                backfill_id=backfill.id,
+                signal_workflow=True,
+                **change,
+            ),
+            partial(backfills.finish_backfill, db=owner.db, backfill_id=backfill.id),
+        ]
+        changed, finished = race(calls)
+        record = owner.reload(backfill)
+        queued = outbox.due_signals(db=owner.db, limit=10, backfill_id=backfill.id)
+
+        assert finished == BackfillStatus.COMPLETED == record.status
+        assert record.paused is False  # a completed backfill is never left paused
+        if isinstance(changed, InvalidStateError):  # the end came first: nothing changed
+            assert queued == []
+            assert (record.max_concurrent_runs, record.max_failed_runs) == (None, None)
+        else:  # the change came first and holds, told to a workflow that is closing anyway
+            assert isinstance(changed, Backfill)
+            assert len(queued) == 1
+            if "max_concurrent_runs" in change:
+                assert record.max_concurrent_runs == 7

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 
 from statuses import BackfillStatus, RunOrder, RunStatus
@@ -258,3 +259,75 @@ async def test_a_backfill_of_chosen_dates_runs_exactly_those(
     assert (result.status, result.completed) == ("COMPLETED", 2)
     assert record.started_order == [day(2), day(5)]
     assert "plan_runs" not in record.calls
+
+
+# --- signals from the API's outbox: repeated or late, they never undo a newer change ------------
+
+
+async def test_a_repeated_or_late_api_pause_never_undoes_a_newer_resume(
+    client: Client, serving: WorkerFactory
+) -> None:
+    record = FakeRecord()
+    record.hold(f"run {day(1)}")
+    async with serving(record.activities()) as queue:
+        handle = await start(client, queue, backfill_input(3, cap=1))
+        await reached(record, f"run {day(1)}")
+        await handle.signal(BackfillWorkflow.pause, PauseRequest(reason="first", sequence=5))
+        await handle.signal(BackfillWorkflow.resume, ResumeRequest(sequence=7))
+        # sent again by a second drainer, and one older still that was postponed
+        await handle.signal(BackfillWorkflow.pause, PauseRequest(reason="first", sequence=5))
+        await handle.signal(BackfillWorkflow.pause, PauseRequest(reason="older", sequence=3))
+        # limits are another kind: their sequence does not hide a pause
+        await handle.signal(
+            BackfillWorkflow.set_limits, LimitsRequest(max_concurrent_runs=2, sequence=9)
+        )
+        record.release(f"run {day(1)}")
+        result = await handle.result()
+        await record_history(client, handle.id, "outbox-signals-repeated")
+
+    assert (result.status, result.completed) == ("COMPLETED", 3)
+    assert record.controls[-1].paused is False
+    assert record.controls[-1].max_concurrent_runs == 2
+
+
+async def test_an_api_retry_sent_twice_retries_once(client: Client, serving: WorkerFactory) -> None:
+    record = FakeRecord(failing_dates={day(2)})
+    async with serving(record.activities()) as queue:
+        handle = await start(client, queue, backfill_input(3, cap=3))
+        await until(lambda: _attribute(handle, BackfillStatus.FAILED))
+
+        await handle.signal(BackfillWorkflow.retry, RetryRequest(data_dates=[day(2)], sequence=4))
+        await until(lambda: _retried(handle, 1))
+        await until(lambda: _attribute(handle, BackfillStatus.FAILED))  # failed again
+        await handle.signal(BackfillWorkflow.retry, RetryRequest(data_dates=[day(2)], sequence=4))
+        await asyncio.sleep(0.5)  # time for a wrong second retry to start
+        again = await progress(handle)
+        await handle.signal(BackfillWorkflow.cancel, CancelRequest(user_id=1))
+        await handle.result()
+
+    assert (again.retries, again.failed) == (1, 1)
+    assert record.superseded == [day(2)]
+
+
+async def test_progress_and_current_details_show_an_eta_while_it_runs_and_none_when_paused(
+    client: Client, serving: WorkerFactory
+) -> None:
+    record = FakeRecord()
+    record.hold(f"run {day(3)}")
+    async with serving(record.activities()) as queue:
+        handle = await start(client, queue, backfill_input(4, cap=1))
+        await reached(record, f"run {day(3)}")
+        running = await progress(handle)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        await handle.signal(BackfillWorkflow.pause, PauseRequest(reason="look"))
+        paused = await progress(handle)
+        await handle.signal(BackfillWorkflow.resume, ResumeRequest())
+        record.release(f"run {day(3)}")
+        result = await handle.result()
+        done = await progress(handle)
+
+    assert running.completed == 2 and running.estimated_end_time is not None
+    eta = running.estimated_end_time
+    assert metadata.current_details.endswith(f", ends about {eta:%Y-%m-%d %H:%M} UTC")
+    assert paused.estimated_end_time is None
+    assert result.status == BackfillStatus.COMPLETED and done.estimated_end_time is None
