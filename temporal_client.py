@@ -114,6 +114,7 @@ def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -
         paused=backfill.paused,
         paused_reason=backfill.paused_reason,
         records_task_queue=settings.resolved_records_task_queue,
+        planned_at_create=backfill.retry_of_backfill_id is not None,  # exactly its dates
     )
 
 

@@ -312,7 +312,8 @@ def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:
 
 
 def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:
-    """Failed runs per backfill, by date: one indexed query for any number of backfills."""
+    """Failed current runs per backfill, by date (a retried date's earlier failures are
+    history, listed with the runs, not errors of today): one query for any number of them."""
     reports: dict[int, list[RunError]] = defaultdict(list)
     if not backfill_ids:
         return reports
@@ -324,6 +325,7 @@ def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[Ru
             .where(
                 col(TransferRun.backfill_id).in_(backfill_ids),
                 TransferRun.status == RunStatus.FAILED,
+                col(TransferRun.superseded_time).is_(None),  # a retried date's current run only
             )
             .order_by(col(TransferRun.data_date))
         )
@@ -574,8 +576,11 @@ def backfill_dates(
     missing ones are the dates not planned yet); with one, the current runs in those
     statuses, and only while some dates are not planned yet and the filter takes their
     status, those dates too, from a calendar of the range probing the runs date by date.
+    A backfill of chosen dates (a retry of a cancelled one) lists exactly its runs.
     """
     assert backfill.id is not None
+    if backfill.retry_of_backfill_id is not None:  # chosen dates, every one planned at create
+        return _paged(_current_runs(backfill, statuses=statuses), db, limit, offset)
     unplanned = (
         RunStatus.CANCELLED if backfill.status == BackfillStatus.CANCELLED else RunStatus.CREATED
     )
@@ -599,6 +604,12 @@ def backfill_dates(
         query = _current_runs(backfill, statuses=statuses).union_all(
             _unplanned_dates(backfill, unplanned, total)
         )
+    return _paged(query, db, limit, offset)
+
+
+def _paged(
+    query: "_Rows | CompoundSelect[*tuple[Any, ...]]", db: Database, limit: int, offset: int
+) -> list[BackfillDate]:
     ordered = query.subquery()
     with db.read() as session:
         rows = session.execute(

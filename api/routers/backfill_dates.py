@@ -19,7 +19,8 @@ router = APIRouter(prefix="/teams/{team_id}", tags=["backfills"])
     "/backfills/{backfill_id}/dates",
     operation_id="listBackfillDates",
     summary="List a backfill's dates with the current status of each",
-    description="One entry per date of the range, by date: its current run's status, run "
+    description="One entry per date of the range (a backfill that retries a cancelled one: "
+    "per date it retries), by date: its current run's status, run "
     "id, attempts, duration and message, and how many earlier runs a retry superseded. A "
     "date not planned yet has no run id. `status` (repeatable) keeps only those statuses.",
     responses=error_responses(400, 401, 403, 404, 429, 503),

@@ -221,6 +221,41 @@ def test_a_cancelled_backfill_retried_makes_a_new_one_of_its_undone_dates(
     assert sorted(completed) == [f"2024-06-0{d}" for d in range(1, 6)]  # each date once
 
 
+def test_a_retry_of_a_cancelled_backfill_with_gaps_runs_only_the_dates_left_undone(
+    tenant: Tenant,
+) -> None:
+    transfer_id = tenant.create_transfer(fail_dates=["2024-07-02", "2024-07-04"])
+    backfill_id = tenant.create_backfill(transfer_id, "2024-07-01", "2024-07-05")[
+        "transfer_backfill_id"
+    ]
+    tenant.wait_until_status(backfill_id, "FAILED")
+    tenant.cancel(backfill_id)
+
+    again = data(retry(tenant, backfill_id))
+    retry_id = again["transfer_backfill_id"]
+    failed = tenant.wait_until_status(retry_id, "FAILED")  # the source still fails them
+
+    assert (again["range_start_date"], again["range_end_date"]) == ("2024-07-02", "2024-07-04")
+    assert (failed["transfer_runs_total"], failed["transfer_runs_failed"]) == (2, 2)
+    assert failed["transfer_runs_completed"] == 0
+    runs = sorted((r["data_date"], r["status"]) for r in tenant.runs(transfer_id))
+    assert runs == [  # 2024-07-03 completed the first time: it does not run again
+        ("2024-07-01", "COMPLETED"),
+        ("2024-07-02", "FAILED"),
+        ("2024-07-02", "FAILED"),
+        ("2024-07-03", "COMPLETED"),
+        ("2024-07-04", "FAILED"),
+        ("2024-07-04", "FAILED"),
+        ("2024-07-05", "COMPLETED"),
+    ]
+    dates = tenant.http.get(f"/teams/{tenant.team_id}/backfills/{retry_id}/dates").json()["data"]
+    assert [(d["data_date"], d["status"]) for d in dates] == [
+        ("2024-07-02", "FAILED"),
+        ("2024-07-04", "FAILED"),
+    ]
+    tenant.cancel(retry_id)
+
+
 @pytest.mark.parametrize(
     "body",
     [

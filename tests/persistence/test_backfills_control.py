@@ -427,3 +427,22 @@ def test_a_change_racing_the_backfills_end_gives_one_consistent_outcome(
             assert len(queued) == 1
             if "max_concurrent_runs" in change:
                 assert record.max_concurrent_runs == 7
+
+
+def test_the_error_report_lists_a_date_that_failed_again_once_and_one_that_succeeded_not(
+    owner: Owner,
+) -> None:
+    backfill = failed_backfill(owner)
+    assert backfill.id is not None
+    backfills.retry_failed_dates(
+        db=owner.db, backfill_id=backfill.id, data_dates=[day(1), day(2)], strict=True
+    )
+    runs.fail_run(db=owner.db, backfill_id=backfill.id, data_date=day(1), message="boom again")
+    started = begin(owner, backfill, day(2))
+    assert started is not None and complete(owner, started)
+
+    report = runs.error_reports(db=owner.db, backfill_ids=[backfill.id])[backfill.id]
+    by_date = [(error.transfer_run_date, error.error) for error in report]
+    assert by_date == [(day(0), "boom"), (day(1), "boom again")] + [
+        (day(n), "boom") for n in range(3, 10)
+    ]
