@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.bookkeeping import retried
 from activities.heartbeats import heartbeating
@@ -72,7 +72,7 @@ class TransferRunActivities:
         try:
             with heartbeating():
                 return self._run(input)
-        except ApplicationError:
+        except (ApplicationError, CancelledError):
             raise
         except AttemptSuperseded as exc:
             activity.logger.info("the run attempt stopped: %s", exc)
@@ -211,8 +211,8 @@ class TransferRunActivities:
                 )
                 extract = source.extract(input.data_date, context)
                 rows = destination.replace_partition(input.data_date, extract.records, context)
-        except AttemptSuperseded:
-            raise
+        except (AttemptSuperseded, CancelledError):
+            raise  # a newer attempt has the run, or Temporal cancelled this one (shutdown)
         except ConnectorError as exc:
             details = _redacted(exc.query_details, redact) if exc.query_details else None
             raise type(exc)(redact(str(exc)), query_details=details) from None

@@ -23,7 +23,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.inputs import SUPERSEDED_ATTEMPT_ERROR, TransferRunInput, TransferRunResult
@@ -428,3 +428,25 @@ def test_a_service_database_outage_during_a_run_costs_no_attempt(
     }
     assert "begin_run" in retried, retried
     assert retried & {"is_current_attempt", "complete_run"}, retried
+
+
+def test_an_attempt_cancelled_at_shutdown_ends_as_cancelled_not_as_an_internal_error(
+    make_run: Callable[..., Run], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker past its shutdown grace cancels its activities: the attempt leaves as
+    Temporal's cancellation, to be retried elsewhere, and the run's message stays clean."""
+    run = make_run(source={"type": "demo", "rows_per_day": 5, "latency_ms": 20_000})
+    attempt = run.attempt(1)
+    with (
+        caplog.at_level(logging.ERROR, logger="temporalio.activity"),
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        result = pool.submit(run.run, attempt)
+        wait_for(lambda: run.running(1), timeout=10, interval=0.02)
+        attempt.environment.cancel()
+        with pytest.raises(CancelledError):
+            result.result(timeout=30)
+
+    record = run.record()
+    assert (record.status, record.message) == (RunStatus.RUNNING, "")  # retried elsewhere
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
