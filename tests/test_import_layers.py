@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"observability"},
     {"connectors"},
     {"persistence"},
-    {"config", "statuses"},
+    {"config", "statuses", "recurring"},  # recurring: schedule specs, checked (pure)
 ]
 PARTS = set().union(*LAYERS)
 # Each persistence module that owns an aggregate, and the other aggregates' modules it may use
