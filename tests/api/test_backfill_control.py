@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from connectors.warehouse import team_dir
+from persistence import accounts
+from persistence.models import Role, Scope
 from tests.support import Stack, Tenant, assert_error, new_tenant, wait_for
 
 SLOW = {"latency_ms": 1500}
@@ -345,3 +347,37 @@ def data_of(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()["data"]
     return found
+
+
+@pytest.mark.parametrize(
+    ("role", "scopes"),
+    [
+        pytest.param(Role.VIEWER, tuple(Scope), id="viewer"),
+        pytest.param(Role.OWNER, (Scope.READ,), id="read-scope-only"),
+    ],
+)
+def test_a_change_or_retry_needs_the_write_scope_and_the_edit_permission(
+    stack: Stack, tenant: Tenant, role: Role, scopes: tuple[Scope, ...], cancel_at_end: list[int]
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=1, **SLOW)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-08-10", "2024-08-12")[
+        "transfer_backfill_id"
+    ]
+    cancel_at_end.append(backfill_id)
+    user_id = tenant.user_id
+    if role != Role.OWNER:
+        user_id = accounts.create_user(
+            db=stack.db,
+            email=f"{role}-{backfill_id}-{tenant.team_id}@example.com",
+            team_id=tenant.team_id,
+            role=role,
+        )
+    token = accounts.create_token(db=stack.db, user_id=user_id, scopes=list(scopes))
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{stack.api_url}/teams/{tenant.team_id}/backfills/{backfill_id}"
+
+    for body in ({"paused": True}, {"max_concurrent_runs": 3}):
+        assert_error(httpx.patch(url, json=body, headers=headers), 403, "FORBIDDEN")
+    assert_error(httpx.post(f"{url}/retry", json={}, headers=headers), 403, "FORBIDDEN")
+    after = tenant.backfill(backfill_id)
+    assert (after["paused"], after["max_concurrent_runs"]) == (False, 1)
