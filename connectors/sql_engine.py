@@ -8,8 +8,11 @@ worker's local socket) and carry no libpq parameter beyond `LIBPQ_PARAMETERS` (t
 point libpq at a socket, a service file or local key files); its host is resolved and checked,
 the service's own databases are refused, and the connection is pinned to the checked address
 with libpq's `hostaddr` (`host` stays, for TLS verification), so DNS rebinding cannot move it.
+libpq never lends a tenant's connection the worker's own password (`PGPASSWORD`, ~/.pgpass).
 """
 
+import os
+import secrets
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -79,10 +82,22 @@ def _engine(url: str, *, hostaddr: str | None, read_only: bool) -> Engine:
         parsed = _read_only_sqlite(parsed)
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
-        connect_args["hostaddr"] = hostaddr
+        connect_args = {"hostaddr": hostaddr, **_without_worker_credentials(parsed)}
         if "connect_timeout" not in parsed.query:
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _without_worker_credentials(parsed: URL) -> dict[str, str]:
+    """libpq fills in what a URL leaves out from the worker's own defaults: `PGPASSWORD`, a
+    password file (`PGPASSFILE`, ~/.pgpass), a service file's password. A tenant's URL must
+    never get them, or its server could ask for the worker's password and read it. So no
+    password file is read, and a URL without a password gets one nobody knows (sent only if
+    its server asks for one, so a server that does not still answers)."""
+    settings = {"passfile": os.devnull}
+    if parsed.password is None:
+        settings["password"] = secrets.token_urlsafe(32)
+    return settings
 
 
 def _read_only_sqlite(parsed: URL) -> URL:

@@ -1,0 +1,123 @@
+"""A tenant's PostgreSQL URL never gets the worker's own credentials from libpq's defaults:
+not `PGPASSWORD`, not a password file, not a service file's password. The attacker points
+its connector at a server it runs (here, a fake one on loopback that asks for a cleartext
+password, as any server may) and reads what the worker sends."""
+
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from connectors.egress import EgressPolicy, parse_networks
+from connectors.sql_engine import engine_for
+
+LOOPBACK_ALLOWED = EgressPolicy(allowed_networks=parse_networks(["127.0.0.0/8"]))
+WORKER_PASSWORD = "the-workers-own-password"
+
+
+@dataclass
+class PasswordThief:
+    """A server that answers every connection with "send your password in clear text" and
+    keeps what it gets, then hangs up."""
+
+    port: int = 0
+    received: list[str] = field(default_factory=list)
+
+    def serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with closing(client):
+                self._steal(client)
+
+    def _steal(self, client: socket.socket) -> None:
+        client.settimeout(5)
+        try:
+            length = struct.unpack("!I", _read(client, 4))[0]
+            startup = _read(client, length - 4)
+            if struct.unpack("!I", startup[:4])[0] == 80877103:  # SSLRequest: no TLS here
+                client.sendall(b"N")
+                length = struct.unpack("!I", _read(client, 4))[0]
+                _read(client, length - 4)
+            client.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+            kind = _read(client, 1)
+            length = struct.unpack("!I", _read(client, 4))[0]
+            body = _read(client, length - 4)
+            if kind == b"p":
+                self.received.append(body.rstrip(b"\0").decode(errors="replace"))
+        except (OSError, struct.error):
+            return
+
+
+def _read(client: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = client.recv(count - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def thief() -> Iterator[PasswordThief]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stealing = PasswordThief(port=listener.getsockname()[1])
+    threading.Thread(target=stealing.serve, args=(listener,), daemon=True).start()
+    try:
+        yield stealing
+    finally:
+        listener.close()
+
+
+def try_to_connect(url: str) -> None:
+    engine = engine_for(url, LOOPBACK_ALLOWED)
+    with pytest.raises(DBAPIError):
+        engine.connect().close()
+    engine.dispose()
+
+
+def test_the_workers_pgpassword_is_never_sent_to_a_tenants_server(
+    thief: PasswordThief, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", WORKER_PASSWORD)
+    try_to_connect(f"postgresql://postgres@127.0.0.1:{thief.port}/warehouse")
+
+    assert thief.received, "the fake server should have been asked for a password"
+    assert WORKER_PASSWORD not in thief.received
+
+
+def test_the_workers_password_files_are_never_read_for_a_tenants_server(
+    thief: PasswordThief, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:*:{WORKER_PASSWORD}\n")
+    passfile.chmod(0o600)
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[warehouse]\npassword={WORKER_PASSWORD}\n")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGSERVICE", "warehouse")
+    try_to_connect(f"postgresql://postgres@127.0.0.1:{thief.port}/warehouse")
+
+    assert WORKER_PASSWORD not in thief.received
+
+
+def test_a_tenants_own_password_is_what_its_server_gets(
+    thief: PasswordThief, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", WORKER_PASSWORD)
+    try_to_connect(f"postgresql://postgres:tenant-pass@127.0.0.1:{thief.port}/warehouse")
+
+    assert thief.received == ["tenant-pass"]
