@@ -8,7 +8,8 @@ worker's local socket) and carry no libpq parameter beyond `LIBPQ_PARAMETERS` (t
 point libpq at a socket, a service file or local key files); its host is resolved and checked,
 the service's own databases are refused, and the connection is pinned to the checked address
 with libpq's `hostaddr` (`host` stays, for TLS verification), so DNS rebinding cannot move it.
-libpq never lends a tenant's connection the worker's own password or client certificate.
+libpq never lends a tenant's connection the worker's own password, client certificate or
+Kerberos credentials.
 """
 
 import os
@@ -91,11 +92,17 @@ def _engine(url: str, *, hostaddr: str | None, read_only: bool) -> Engine:
 def _without_worker_credentials(parsed: URL) -> dict[str, str]:
     """libpq fills in what a URL leaves out from the worker's own defaults: `PGPASSWORD`, a
     password file (`PGPASSFILE`, ~/.pgpass), a service file's password, a client
-    certificate (`PGSSLCERT`, ~/.postgresql/postgresql.crt). A tenant's URL must never get
-    them, or its server could ask for them and read them. So no password file is read, no
-    client certificate is offered, and a URL without a password gets one nobody knows (sent
-    only if its server asks for one, so a server that does not still answers)."""
-    settings = {"passfile": os.devnull, "sslcertmode": "disable"}
+    certificate (`PGSSLCERT`, ~/.postgresql/postgresql.crt), its Kerberos credentials. A
+    tenant's URL must never get them, or its server could ask for them and use them. So no
+    password file is read, no client certificate is offered, GSSAPI is never used, and a URL
+    without a password gets one nobody knows (sent only if its server asks for one, so a
+    server that does not still answers)."""
+    settings = {
+        "passfile": os.devnull,
+        "sslcertmode": "disable",
+        "gssencmode": "disable",
+        "require_auth": "!gss,!sspi",
+    }
     if parsed.password is None:
         settings["password"] = secrets.token_urlsafe(32)
     return settings

@@ -225,3 +225,31 @@ def test_the_workers_client_certificate_is_never_offered_to_a_tenants_server(
     try_to_connect(f"postgresql://postgres:p@127.0.0.1:{collector.port}/warehouse?sslmode=require")
 
     assert collector.received == [None]  # the TLS handshake was made, with no certificate
+
+
+def test_the_workers_kerberos_credentials_are_never_tried_on_a_tenants_server() -> None:
+    """A server asking for GSSAPI gets a refusal: libpq never reaches for the worker's ticket
+    cache (without the rule it does: "No Kerberos credentials available (default cache: …)")."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def ask_for_gssapi() -> None:
+        client, _ = listener.accept()
+        with closing(client):
+            length = struct.unpack("!I", _read(client, 4))[0]
+            _read(client, length - 4)
+            client.sendall(b"R" + struct.pack("!II", 8, 7))  # AuthenticationGSS
+            client.recv(1)
+
+    threading.Thread(target=ask_for_gssapi, daemon=True).start()
+    port = listener.getsockname()[1]
+    engine = engine_for(
+        f"postgresql://postgres:p@127.0.0.1:{port}/warehouse?sslmode=disable", LOOPBACK_ALLOWED
+    )
+    with closing(listener), pytest.raises(DBAPIError) as refused:
+        engine.connect().close()
+    engine.dispose()
+
+    assert "server requested GSSAPI authentication" in str(refused.value)
+    assert "Kerberos" not in str(refused.value)
