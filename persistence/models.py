@@ -142,6 +142,15 @@ class TransferRun(SQLModel, table=True):
         ),
         Index("ix_transfer_runs_transfer_date", "transfer_id", "data_date"),
         Index("ix_transfer_runs_backfill_status", "backfill_id", "status"),
+        # A Recurring run per firing of the transfer's schedule, however often it is retried.
+        Index(
+            "uq_transfer_runs_transfer_firing",
+            "transfer_id",
+            "firing_time",
+            unique=True,
+            sqlite_where=text("firing_time IS NOT NULL"),
+            postgresql_where=text("firing_time IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +172,7 @@ class TransferRun(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     superseded_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    firing_time: datetime | None = Field(default=None, sa_column=_utc_column())  # Recurring
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -401,9 +401,10 @@ def _end_run(
     with db.write_connection() as connection:
         connection.execute(lock_backfill, parameters)
         ended = connection.execute(statement, parameters).first()
-        if ended is None or ended[0] is None:
+        if ended is None:
             return False
-        add_run_counts(connection, ended[0], completed=completed, failed=failed)
+        if ended[0] is not None:  # a Recurring run has no backfill to count it
+            add_run_counts(connection, ended[0], completed=completed, failed=failed)
         return True
 
 

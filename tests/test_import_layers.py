@@ -37,6 +37,7 @@ AGGREGATES: dict[str, set[str]] = {
     "transfers": set(),
     "runs": set(),
     "backfills": {"transfers", "runs"},  # a cancel ends runs; a create locks the transfer
+    "recurring_runs": {"runs"},  # they complete as every run does
 }
 WORKFLOW_IMPORTS = {"workflows", "activities", "statuses", "temporalio"}
 

@@ -1,0 +1,97 @@
+"""Recurring runs: one per firing of a transfer's schedule (issue 13), beside backfill runs.
+
+A Recurring run has no backfill. Its firing's scheduled time identifies it, so however often
+a firing's attempt is retried, or a firing is delivered again, it is one run. It completes
+through `runs.complete_run`, like a backfill run; there is no backfill counter to move.
+"""
+
+from datetime import date, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select, update
+
+from persistence.clock import utcnow
+from persistence.db import Database
+from persistence.errors import NotFoundError
+from persistence.models import RunType, TransferRun
+from persistence.runs import StartedRun
+from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, RunStatus
+
+
+def begin_recurring_run(
+    *,
+    db: Database,
+    team_id: int,
+    transfer_id: int,
+    firing_time: datetime,
+    data_date: date,
+    queued_time: datetime,
+    attempt: int,
+    external_id: str,
+) -> StartedRun | None:
+    """The firing's run, made by its first attempt, marked RUNNING with `attempt` (so an
+    older attempt still running fails its fence); None once it has ended."""
+    for _ in range(2):  # a racing first attempt made it meanwhile: found the second time
+        try:
+            with db.write() as session:
+                run = _run_of_firing(session, transfer_id, firing_time)
+                if run is None:
+                    run = TransferRun(
+                        team_id=team_id,
+                        transfer_id=transfer_id,
+                        type=RunType.RECURRING,
+                        data_date=data_date,
+                        firing_time=firing_time,
+                        created_time=utcnow(),
+                    )
+                    session.add(run)
+                    session.flush()
+                return _started(run, queued_time, attempt, external_id)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"the run of transfer {transfer_id}'s firing at {firing_time} is missing")
+
+
+def _run_of_firing(session: Session, transfer_id: int, firing_time: datetime) -> TransferRun | None:
+    query = select(TransferRun).where(
+        TransferRun.transfer_id == transfer_id, TransferRun.firing_time == firing_time
+    )
+    return session.exec(query.with_for_update()).first()
+
+
+def _started(
+    run: TransferRun, queued_time: datetime, attempt: int, external_id: str
+) -> StartedRun | None:
+    if run.status in NOT_STARTED_RUN_STATUSES:
+        run.status = RunStatus.RUNNING
+        run.queued_time = queued_time
+        run.started_time = utcnow()
+    elif run.status != RunStatus.RUNNING:
+        return None
+    run.attempts = attempt
+    run.external_id = external_id
+    assert run.id is not None
+    return StartedRun(run_id=run.id, transfer_id=run.transfer_id, attempt=attempt)
+
+
+def fail_recurring_run(*, db: Database, run_id: int, message: str) -> bool:
+    """Any unfinished state -> FAILED; False if it had already ended."""
+    with db.write() as session:
+        failed = session.exec(
+            update(TransferRun)
+            .where(
+                col(TransferRun.id) == run_id,
+                col(TransferRun.status).in_(UNFINISHED_RUN_STATUSES),
+            )
+            .values(status=RunStatus.FAILED, ended_time=utcnow(), message=message)
+        )
+        return bool(failed.rowcount)
+
+
+def get_recurring_run(*, db: Database, run_id: int) -> TransferRun:
+    """A Recurring run by its id, whichever team's; NotFoundError if there is none."""
+    with db.read() as session:
+        run = session.get(TransferRun, run_id)
+    if run is None or run.type != RunType.RECURRING:
+        raise NotFoundError(f"recurring run {run_id} does not exist")
+    return run
