@@ -1,7 +1,7 @@
 """Inputs and results of the activities: one dataclass each, shared with the workflow."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from statuses import RunOutcome
 
@@ -54,6 +54,31 @@ class TransferRunInput:
     transfer_id: int
     data_date: date
     team_id: int | None = None  # for log lines; None in histories recorded before it existed
+
+
+@dataclass(frozen=True)
+class RecurringRunInput:
+    """One firing of a transfer's schedule: the run loads the day `data_date_offset_days`
+    before `firing_time` in `time_zone` (recurring/spec.py)."""
+
+    team_id: int
+    transfer_id: int
+    firing_time: datetime
+    time_zone: str
+    data_date_offset_days: int
+
+
+@dataclass(frozen=True)
+class RecurringRunRef:
+    transfer_id: int
+    firing_time: datetime
+
+
+@dataclass(frozen=True)
+class FailRecurringRunInput:
+    transfer_id: int
+    firing_time: datetime
+    message: str
 
 
 @dataclass(frozen=True)

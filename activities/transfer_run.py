@@ -2,8 +2,9 @@
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +18,7 @@ from activities.inputs import (
     PERMANENT_RUN_ERROR,
     SUPERSEDED_ATTEMPT_ERROR,
     TRANSIENT_RUN_ERROR,
+    RecurringRunInput,
     TransferRunInput,
     TransferRunResult,
 )
@@ -27,11 +29,12 @@ from connectors.registry import InvalidConnectorSpec, parse_destination, parse_s
 from connectors.secrets import IN_FLIGHT, Redactor, references, resolve
 from connectors.warehouse import team_dir
 from observability import worker_metrics as metrics
-from persistence import runs, secrets, transfers
+from persistence import recurring_runs, runs, secrets, transfers
 from persistence.db import Database
-from persistence.models import Transfer
+from persistence.models import Transfer, TransferRun
 from persistence.runs import StartedRun
 from persistence.secret_box import SecretBox, UndecryptableSecret
+from recurring.spec import data_date_of_firing
 from statuses import QueryStatus, RunOutcome, RunStatus
 
 
@@ -69,9 +72,20 @@ class TransferRunActivities:
         and that finds a newer attempt has begun the run, commits nothing and ends with the
         non-retryable SUPERSEDED_ATTEMPT_ERROR (Temporal ignores that attempt's result).
         """
+        return self._guarded(lambda: self._run(input))
+
+    @activity.defn(name="run_recurring_transfer")
+    def run_recurring_transfer(self, input: RecurringRunInput) -> TransferRunResult:
+        """Run one firing of the transfer's schedule: its Recurring run (made by the first
+        attempt) loads the firing's data_date, exactly as `run_transfer` runs a backfill's
+        date: the same connectors, partition replace, fence, retries and failure classes."""
+        return self._guarded(lambda: self._run_recurring(input))
+
+    def _guarded(self, attempt: Callable[[], TransferRunResult]) -> TransferRunResult:
+        """Run `attempt`, heartbeating, with every error typed for the workflow."""
         try:
             with heartbeating():
-                return self._run(input)
+                return attempt()
         except (ApplicationError, CancelledError):
             raise
         except AttemptSuperseded as exc:
@@ -96,13 +110,59 @@ class TransferRunActivities:
             attempt=info.attempt,
             external_id=f"{info.workflow_id}/{info.activity_id}",
         )
+
+        def record() -> TransferRun:
+            return retried(
+                runs.get_run_for_worker,
+                db=self.db,
+                backfill_id=input.backfill_id,
+                data_date=input.data_date,
+            )
+
+        return self._carry_out(started, input.transfer_id, input.data_date, record)
+
+    def _run_recurring(self, input: RecurringRunInput) -> TransferRunResult:
+        info = activity.info()
+        data_date = data_date_of_firing(
+            input.firing_time, input.time_zone, input.data_date_offset_days
+        )
+        started = retried(
+            recurring_runs.begin_recurring_run,
+            db=self.db,
+            team_id=input.team_id,
+            transfer_id=input.transfer_id,
+            firing_time=input.firing_time,
+            data_date=data_date,
+            queued_time=info.current_attempt_scheduled_time,
+            attempt=info.attempt,
+            external_id=f"{info.workflow_id}/{info.activity_id}",
+        )
+
+        def record() -> TransferRun:
+            return retried(
+                recurring_runs.get_run_of_firing,
+                db=self.db,
+                transfer_id=input.transfer_id,
+                firing_time=input.firing_time,
+            )
+
+        return self._carry_out(started, input.transfer_id, data_date, record)
+
+    def _carry_out(
+        self,
+        started: StartedRun | None,
+        transfer_id: int,
+        data_date: date,
+        record: Callable[[], TransferRun],
+    ) -> TransferRunResult:
+        """Extract and load the run `started` (None: it has ended, `record` says how)."""
         if started is None:
-            return self._recorded_outcome(input)
-        if info.attempt == 1:
+            return _recorded_outcome(record())
+        if activity.info().attempt == 1:
             metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
         try:
-            rows, details = self._move(input, self._fence(started))
+            rows, details = self._move(transfer_id, data_date, self._fence(started))
         except ConnectorError as exc:
             duration = time.monotonic() - attempt_started
             metrics.RUN_DURATION.labels("failed").observe(duration)
@@ -122,7 +182,7 @@ class TransferRunActivities:
             query_details=details,
         )
         if not completed:
-            return self._completion_refused(input, started)
+            return _completion_refused(record(), started)
         metrics.RUNS_COMPLETED.inc()
         metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
@@ -148,51 +208,16 @@ class TransferRunActivities:
 
         return still_current
 
-    def _completion_refused(
-        self, input: TransferRunInput, started: StartedRun
-    ) -> TransferRunResult:
-        """complete_run refused: a newer attempt has begun the run, or the record has ended
-        (by this very attempt, when its commit's answer was lost and the call retried)."""
-        run = retried(
-            runs.get_run_for_worker,
-            db=self.db,
-            backfill_id=input.backfill_id,
-            data_date=input.data_date,
-        )
-        if run.attempts != started.attempt or run.status == RunStatus.RUNNING:
-            raise AttemptSuperseded(
-                f"attempt {started.attempt} of run {started.run_id} was superseded by attempt "
-                f"{run.attempts}"
-            )
-        return self._recorded_outcome(input)
-
-    def _recorded_outcome(self, input: TransferRunInput) -> TransferRunResult:
-        """The outcome the record holds for a run that has ended already, not counted again.
-
-        An attempt that committed COMPLETED and then lost its worker is retried by Temporal:
-        the retry must report what the record says (COMPLETED, with its rows), or the
-        workflow's counts would call it skipped while the record says completed.
-        """
-        run = retried(
-            runs.get_run_for_worker,
-            db=self.db,
-            backfill_id=input.backfill_id,
-            data_date=input.data_date,
-        )
-        if run.status == RunStatus.COMPLETED:
-            return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=run.total_rows)
-        if run.status == RunStatus.FAILED:
-            return TransferRunResult(outcome=RunOutcome.FAILED)
-        return TransferRunResult(outcome=RunOutcome.SKIPPED)
-
-    def _move(self, input: TransferRunInput, fence: Fence) -> tuple[int, list[dict[str, object]]]:
+    def _move(
+        self, transfer_id: int, data_date: date, fence: Fence
+    ) -> tuple[int, list[dict[str, object]]]:
         """Extract and load; every error leaves as a ConnectorError with secrets redacted.
 
         An error no connector foresaw is logged here with its detail and reported to the
         user only as an internal error with the run's id: its text may hold the service's
         own paths, hosts or SQL.
         """
-        transfer = self._transfer(input.transfer_id)
+        transfer = self._transfer(transfer_id)
         redact = Redactor()
         try:
             values = self._secret_values(transfer)
@@ -204,13 +229,13 @@ class TransferRunActivities:
                 destination = parse_destination(destination_spec).build()
                 context = RunContext(
                     team_dir=team_dir(self.environment.data_dir, transfer.team_id),
-                    transfer_id=input.transfer_id,
+                    transfer_id=transfer_id,
                     heartbeat=activity.heartbeat,
                     egress=self.environment.egress,
                     still_current=fence,
                 )
-                extract = source.extract(input.data_date, context)
-                rows = destination.replace_partition(input.data_date, extract.records, context)
+                extract = source.extract(data_date, context)
+                rows = destination.replace_partition(data_date, extract.records, context)
         except (AttemptSuperseded, CancelledError):
             raise  # a newer attempt has the run, or Temporal cancelled this one (shutdown)
         except ConnectorError as exc:
@@ -283,6 +308,31 @@ class TransferRunActivities:
 class FenceUnknown(Exception):
     """The fence could not read the run's record: the load rolls back, the attempt fails as
     an internal error (never as the destination's)."""
+
+
+def _completion_refused(run: TransferRun, started: StartedRun) -> TransferRunResult:
+    """complete_run refused: a newer attempt has begun the run, or the record has ended
+    (by this very attempt, when its commit's answer was lost and the call retried)."""
+    if run.attempts != started.attempt or run.status == RunStatus.RUNNING:
+        raise AttemptSuperseded(
+            f"attempt {started.attempt} of run {started.run_id} was superseded by attempt "
+            f"{run.attempts}"
+        )
+    return _recorded_outcome(run)
+
+
+def _recorded_outcome(run: TransferRun) -> TransferRunResult:
+    """The outcome the record holds for a run that has ended already, not counted again.
+
+    An attempt that committed COMPLETED and then lost its worker is retried by Temporal:
+    the retry must report what the record says (COMPLETED, with its rows), or the
+    workflow's counts would call it skipped while the record says completed.
+    """
+    if run.status == RunStatus.COMPLETED:
+        return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=run.total_rows)
+    if run.status == RunStatus.FAILED:
+        return TransferRunResult(outcome=RunOutcome.FAILED)
+    return TransferRunResult(outcome=RunOutcome.SKIPPED)
 
 
 def _run_ref() -> str:

@@ -52,11 +52,13 @@ def begin_recurring_run(
     raise RuntimeError(f"the run of transfer {transfer_id}'s firing at {firing_time} is missing")
 
 
-def _run_of_firing(session: Session, transfer_id: int, firing_time: datetime) -> TransferRun | None:
+def _run_of_firing(
+    session: Session, transfer_id: int, firing_time: datetime, *, lock: bool = True
+) -> TransferRun | None:
     query = select(TransferRun).where(
         TransferRun.transfer_id == transfer_id, TransferRun.firing_time == firing_time
     )
-    return session.exec(query.with_for_update()).first()
+    return session.exec(query.with_for_update() if lock else query).first()
 
 
 def _started(
@@ -74,13 +76,17 @@ def _started(
     return StartedRun(run_id=run.id, transfer_id=run.transfer_id, attempt=attempt)
 
 
-def fail_recurring_run(*, db: Database, run_id: int, message: str) -> bool:
-    """Any unfinished state -> FAILED; False if it had already ended."""
+def fail_recurring_run(
+    *, db: Database, transfer_id: int, firing_time: datetime, message: str
+) -> bool:
+    """The firing's run, in any unfinished state -> FAILED; False if it had ended already
+    (or never began: a firing whose every attempt failed before it made its run)."""
     with db.write() as session:
         failed = session.exec(
             update(TransferRun)
             .where(
-                col(TransferRun.id) == run_id,
+                col(TransferRun.transfer_id) == transfer_id,
+                col(TransferRun.firing_time) == firing_time,
                 col(TransferRun.status).in_(UNFINISHED_RUN_STATUSES),
             )
             .values(status=RunStatus.FAILED, ended_time=utcnow(), message=message)
@@ -88,10 +94,10 @@ def fail_recurring_run(*, db: Database, run_id: int, message: str) -> bool:
         return bool(failed.rowcount)
 
 
-def get_recurring_run(*, db: Database, run_id: int) -> TransferRun:
-    """A Recurring run by its id, whichever team's; NotFoundError if there is none."""
+def get_run_of_firing(*, db: Database, transfer_id: int, firing_time: datetime) -> TransferRun:
+    """The Recurring run of the transfer's firing at `firing_time`; NotFoundError if none."""
     with db.read() as session:
-        run = session.get(TransferRun, run_id)
-    if run is None or run.type != RunType.RECURRING:
-        raise NotFoundError(f"recurring run {run_id} does not exist")
+        run = _run_of_firing(session, transfer_id, firing_time, lock=False)
+    if run is None:
+        raise NotFoundError(f"transfer {transfer_id} has no run of its firing at {firing_time}")
     return run

@@ -120,5 +120,10 @@ def temporal_spec(schedule: Schedule) -> ScheduleSpec:
 
 def data_date_for(schedule: Schedule, scheduled_time: datetime) -> date:
     """The date a firing scheduled at `scheduled_time` (aware) loads."""
-    local = scheduled_time.astimezone(zone_of(schedule.time_zone))
-    return local.date() - timedelta(days=schedule.data_date_offset_days)
+    return data_date_of_firing(scheduled_time, schedule.time_zone, schedule.data_date_offset_days)
+
+
+def data_date_of_firing(scheduled_time: datetime, time_zone: str, offset_days: int) -> date:
+    """The day `offset_days` before `scheduled_time` (aware) in `time_zone`."""
+    local = scheduled_time.astimezone(zone_of(time_zone))
+    return local.date() - timedelta(days=offset_days)

@@ -7,7 +7,7 @@ import pytest
 
 from persistence import recurring_runs, runs
 from persistence.errors import NotFoundError
-from persistence.models import RunType
+from persistence.models import RunType, TransferRun
 from persistence.runs import RunSortField, SortDirection, StartedRun
 from statuses import RunStatus
 from tests.persistence.test_backfills import Owner
@@ -30,14 +30,27 @@ def begin(owner: Owner, attempt: int = 1, firing: datetime = FIRING) -> StartedR
     )
 
 
+def of_firing(owner: Owner) -> TransferRun:
+    return recurring_runs.get_run_of_firing(
+        db=owner.db, transfer_id=owner.transfer_id, firing_time=FIRING
+    )
+
+
+def fail(owner: Owner, message: str) -> bool:
+    return recurring_runs.fail_recurring_run(
+        db=owner.db, transfer_id=owner.transfer_id, firing_time=FIRING, message=message
+    )
+
+
 def test_a_firing_makes_one_running_recurring_run_whatever_its_attempts(owner: Owner) -> None:
     first = begin(owner)
     again = begin(owner, attempt=2)
 
     assert first is not None and again is not None
     assert again.run_id == first.run_id
-    run = recurring_runs.get_recurring_run(db=owner.db, run_id=first.run_id)
-    assert (run.type, run.backfill_id, run.data_date) == (RunType.RECURRING, None, LOADS)
+    run = of_firing(owner)
+    assert (run.id, run.type, run.backfill_id) == (first.run_id, RunType.RECURRING, None)
+    assert run.data_date == LOADS
     assert (run.status, run.attempts) == (RunStatus.RUNNING, 2)
     # the older attempt is fenced out, as a backfill run's would be
     assert not runs.is_current_attempt(db=owner.db, run_id=first.run_id, attempt=1)
@@ -53,7 +66,7 @@ def test_it_completes_like_any_run_and_then_never_begins_again(owner: Owner) -> 
     assert not runs.complete_run(
         db=owner.db, run_id=started.run_id, attempt=1, total_rows=7, query_details=[]
     )
-    run = recurring_runs.get_recurring_run(db=owner.db, run_id=started.run_id)
+    run = of_firing(owner)
     assert (run.status, run.total_rows) == (RunStatus.COMPLETED, 7)
     assert begin(owner, attempt=2) is None
 
@@ -61,9 +74,9 @@ def test_it_completes_like_any_run_and_then_never_begins_again(owner: Owner) -> 
 def test_a_failed_one_fails_once(owner: Owner) -> None:
     started = begin(owner)
     assert started is not None
-    assert recurring_runs.fail_recurring_run(db=owner.db, run_id=started.run_id, message="boom")
-    assert not recurring_runs.fail_recurring_run(db=owner.db, run_id=started.run_id, message="x")
-    run = recurring_runs.get_recurring_run(db=owner.db, run_id=started.run_id)
+    assert fail(owner, "boom")
+    assert not fail(owner, "again")
+    run = of_firing(owner)
     assert (run.status, run.message) == (RunStatus.FAILED, "boom")
 
 
@@ -90,11 +103,7 @@ def test_each_firing_has_its_own_run_and_the_runs_list_shows_them(owner: Owner) 
     ]
 
 
-def test_a_backfill_run_is_not_a_recurring_one(owner: Owner) -> None:
-    backfill = owner.create(LOADS, LOADS)
-    assert backfill.id is not None
-    runs.plan_runs(db=owner.db, backfill_id=backfill.id, first=LOADS, last=LOADS)
-    [run] = owner.runs_of(backfill)
-    assert run.id is not None
+def test_a_firing_without_a_run_has_none_to_fail_or_find(owner: Owner) -> None:
+    assert not fail(owner, "every attempt failed before it began")
     with pytest.raises(NotFoundError):
-        recurring_runs.get_recurring_run(db=owner.db, run_id=run.id)
+        of_firing(owner)
