@@ -8,8 +8,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaSeparated = Annotated[list[str], NoDecode]
-WorkerQueue = Literal["runs", "records"]
-WORKER_QUEUES: tuple[WorkerQueue, ...] = ("runs", "records")
+WorkerQueue = Literal["runs", "records", "recurring"]
+WORKER_QUEUES: tuple[WorkerQueue, ...] = ("runs", "records", "recurring")
 
 
 class Settings(BaseSettings):
@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="The bookkeeping activities' queue (planning, status changes, cancels, "
         "closing a backfill, reconciling), so that they never wait behind transfer runs; "
         "empty: the task queue's name followed by `-records`.",
+    )
+    recurring_task_queue: str = Field(
+        default="",
+        description="The recurring runs' queue (their workflows and transfer runs), with slots "
+        "of its own, so that no number of backfill runs can delay a schedule's firing; empty: "
+        "the task queue's name followed by `-recurring`.",
     )
 
     api_host: str = "127.0.0.1"
@@ -88,11 +94,18 @@ class Settings(BaseSettings):
         description="Record slots: bookkeeping activities one worker process runs at once, "
         "beside its run slots.",
     )
+    worker_max_concurrent_recurring_activities: int = Field(
+        default=20,
+        ge=1,
+        description="Recurring slots: recurring runs one worker process runs at once, beside "
+        "its run slots.",
+    )
     worker_queues: Annotated[list[WorkerQueue], NoDecode] = Field(
         default_factory=lambda: list(WORKER_QUEUES),
         min_length=1,
-        description="What a worker process serves: `runs` (the workflows and the transfer "
-        "runs), `records` (the bookkeeping activities), or both (`runs,records`).",
+        description="What a worker process serves: `runs` (the backfill workflows and their "
+        "transfer runs), `records` (the bookkeeping activities), `recurring` (the recurring "
+        "runs), or any of them (default: all three).",
     )
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
 
@@ -157,17 +170,27 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _records_queue_of_its_own(self) -> Self:
-        if self.resolved_records_task_queue == self.task_queue:
+    def _queues_of_their_own(self) -> Self:
+        queues = (
+            self.task_queue,
+            self.resolved_records_task_queue,
+            self.resolved_recurring_task_queue,
+        )
+        if len(set(queues)) != len(queues):
             raise ValueError(
-                "BACKFILLS_RECORDS_TASK_QUEUE must differ from BACKFILLS_TASK_QUEUE: the "
-                "bookkeeping activities have a queue of their own"
+                "BACKFILLS_TASK_QUEUE, BACKFILLS_RECORDS_TASK_QUEUE and "
+                "BACKFILLS_RECURRING_TASK_QUEUE must differ: the bookkeeping activities and "
+                "the recurring runs have queues of their own"
             )
         return self
 
     @property
     def resolved_records_task_queue(self) -> str:
         return self.records_task_queue or f"{self.task_queue}-records"
+
+    @property
+    def resolved_recurring_task_queue(self) -> str:
+        return self.recurring_task_queue or f"{self.task_queue}-recurring"
 
     @property
     def resolved_database_url(self) -> str:

@@ -92,6 +92,17 @@ def workflow_id(backfill_id: int) -> str:
     return f"backfill-{backfill_id}"
 
 
+def run_policy(settings: Settings) -> RunPolicy:
+    """How every transfer run, of a backfill or recurring, is retried and timed out."""
+    return RunPolicy(
+        max_attempts=settings.run_max_attempts,
+        initial_retry_seconds=settings.run_retry_initial_seconds,
+        max_retry_seconds=settings.run_retry_max_seconds,
+        timeout_seconds=settings.run_timeout_seconds,
+        heartbeat_timeout_seconds=settings.run_heartbeat_timeout_seconds,
+    )
+
+
 def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -> BackfillInput:
     assert backfill.id is not None
     return BackfillInput(
@@ -101,13 +112,7 @@ def backfill_input(settings: Settings, backfill: Backfill, transfer: Transfer) -
         range_start=backfill.range_start_date,
         range_end=backfill.range_end_date,
         max_concurrent_runs=backfill.max_concurrent_runs or transfer.max_concurrent_runs,
-        run_policy=RunPolicy(
-            max_attempts=settings.run_max_attempts,
-            initial_retry_seconds=settings.run_retry_initial_seconds,
-            max_retry_seconds=settings.run_retry_max_seconds,
-            timeout_seconds=settings.run_timeout_seconds,
-            heartbeat_timeout_seconds=settings.run_heartbeat_timeout_seconds,
-        ),
+        run_policy=run_policy(settings),
         runs_per_workflow_run=settings.runs_per_workflow_run,
         run_order=backfill.run_order,
         max_failed_runs=backfill.max_failed_runs,

@@ -4,9 +4,11 @@ Stateless: run as many as you like, on any machines, against the same Temporal n
 task queues and database. A process serves the runs queue (the workflows and the transfer
 runs, `worker_max_concurrent_activities` slots), the records queue (the bookkeeping
 activities, `worker_max_concurrent_record_activities` slots of their own, so that runs holding
-every run slot never delay a cancel or a close), or both: `BACKFILLS_WORKER_QUEUES`, or
-`backfills worker --queues runs|records|runs,records`; each queue has its own Temporal worker
-and thread pool, started and drained together.
+every run slot never delay a cancel or a close), the recurring queue (the recurring runs'
+workflows and transfer runs, `worker_max_concurrent_recurring_activities` slots, so that no
+backfill delays a schedule's firing), or any of them (default: all three):
+`BACKFILLS_WORKER_QUEUES`, or `backfills worker --queues runs,records,recurring`; each queue
+has its own Temporal worker and thread pool, started and drained together.
 
 SIGTERM or SIGINT stops polling and lets the activities in flight finish, up to
 BACKFILLS_WORKER_SHUTDOWN_GRACE_SECONDS; then Temporal's worker cancels those still running,
@@ -65,6 +67,7 @@ from temporal_client import (
 )
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciler import ReconcilerWorkflow
+from workflows.recurring import RecurringRunWorkflow
 
 log = logging.getLogger("backfills.worker")
 
@@ -175,10 +178,14 @@ async def run_worker(
             name, slots = settings.task_queue, settings.worker_max_concurrent_activities
             workflows: list[type] = [BackfillWorkflow, ReconcilerWorkflow]
             activities = [transfer_runs.run_transfer, *bookkeeping]
-        else:
+        elif queue == "records":
             name = settings.resolved_records_task_queue
             slots = settings.worker_max_concurrent_record_activities
             workflows, activities = [], bookkeeping
+        else:
+            name = settings.resolved_recurring_task_queue
+            slots = settings.worker_max_concurrent_recurring_activities
+            workflows, activities = [RecurringRunWorkflow], [transfer_runs.run_recurring_transfer]
         pool = pools[f"{queue}-activity"] = ThreadPoolExecutor(slots, f"{queue}-activity")
         workers.append(
             Worker(

@@ -20,12 +20,13 @@ from activities.inputs import (
     BackfillRef,
     CancelRecordInput,
     ControlRecordInput,
+    FailRecurringRunInput,
     FailRunInput,
     PlanRunsInput,
     RetryInput,
 )
 from observability import worker_metrics as metrics
-from persistence import backfills, runs
+from persistence import backfills, recurring_runs, runs
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError
 
@@ -94,6 +95,18 @@ class RecordActivities:
         ):
             metrics.RUNS_FAILED.inc()
 
+    @activity.defn(name="fail_recurring_run")
+    def fail_recurring_run(self, input: FailRecurringRunInput) -> None:
+        """A firing whose run failed after its retries: FAILED, with why (nothing when
+        no attempt ever made the run: then there is no record to keep)."""
+        if recurring_runs.fail_recurring_run(
+            db=self.db,
+            transfer_id=input.transfer_id,
+            firing_time=input.firing_time,
+            message=input.message,
+        ):
+            metrics.RUNS_FAILED.inc()
+
     @activity.defn(name="finish_backfill")
     @_missing_record_is_final
     def finish_backfill(self, input: BackfillRef) -> str:
@@ -138,4 +151,5 @@ class RecordActivities:
             self.record_control,
             self.prepare_retry,
             self.planned_dates,
+            self.fail_recurring_run,
         ]

@@ -58,13 +58,13 @@ def api() -> None:
 
 
 def _worker_queues(value: str) -> list[str]:
-    """`runs,records` as a list; a name that is no queue is a usage error (exit 2)."""
+    """`runs,records,recurring` as a list; a name that is no queue is a usage error (exit 2)."""
     queues = [queue.strip() for queue in value.split(",") if queue.strip()]
     unknown = [queue for queue in queues if queue not in WORKER_QUEUES]
     if unknown or not queues:
         raise typer.BadParameter(
-            f"{', '.join(map(repr, unknown or [value]))} is not a queue: give "
-            f"{' or '.join(WORKER_QUEUES)}, or both comma-separated",
+            f"{', '.join(map(repr, unknown or [value]))} is not a queue: give any of "
+            f"{', '.join(WORKER_QUEUES)}, comma-separated",
             param_hint="--queues",
         )
     return queues
@@ -76,9 +76,9 @@ def worker(
         str | None,
         typer.Option(
             "--queues",
-            help="What this worker serves: runs (the workflows and transfer runs), records "
-            "(the bookkeeping activities) or runs,records; default BACKFILLS_WORKER_QUEUES, "
-            "both.",
+            help="What this worker serves, comma-separated: runs (the backfill workflows and "
+            "their transfer runs), records (the bookkeeping activities), recurring (the "
+            "recurring runs); default BACKFILLS_WORKER_QUEUES, all three.",
         ),
     ] = None,
 ) -> None:

@@ -115,3 +115,19 @@ class BackfillResult:
     completed: int
     failed: int
     skipped: int
+
+
+@dataclass(frozen=True)
+class RecurringInput:
+    """A transfer's Schedule starts one RecurringRun per firing with this input: the run
+    loads the day `data_date_offset_days` before the firing's scheduled time in
+    `time_zone`. `firing_time` is for a start without a Schedule (a test, a manual run);
+    otherwise the Schedule's own `TemporalScheduledStartTime` is the firing."""
+
+    team_id: int
+    transfer_id: int
+    time_zone: str
+    data_date_offset_days: int
+    run_policy: RunPolicy
+    records_task_queue: str
+    firing_time: datetime | None = None

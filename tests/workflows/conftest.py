@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from temporal_client import ensure_search_attributes
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciler import ReconcilerWorkflow
+from workflows.recurring import RecurringRunWorkflow
 
 WorkerFactory = Callable[[Sequence[Callable[..., Any]]], AbstractAsyncContextManager[str]]
 
@@ -60,7 +61,7 @@ def serving(client: Client) -> WorkerFactory:
             async with Worker(
                 client,
                 task_queue=task_queue,
-                workflows=[BackfillWorkflow, ReconcilerWorkflow],
+                workflows=[BackfillWorkflow, ReconcilerWorkflow, RecurringRunWorkflow],
                 activities=activities,
                 activity_executor=executor,
             ):

@@ -8,6 +8,7 @@ from temporalio.worker import Replayer
 from tests.workflows.histories import DIRECTORY
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciler import ReconcilerWorkflow
+from workflows.recurring import RecurringRunWorkflow
 
 HISTORIES = {path.stem: path.read_text() for path in sorted(DIRECTORY.glob("*.json"))}
 
@@ -20,6 +21,7 @@ def test_histories_are_recorded() -> None:
 async def test_recorded_history_replays(name: str) -> None:
     history = WorkflowHistory.from_json(name, HISTORIES[name])
     replayer = Replayer(
-        workflows=[BackfillWorkflow, ReconcilerWorkflow], data_converter=pydantic_data_converter
+        workflows=[BackfillWorkflow, ReconcilerWorkflow, RecurringRunWorkflow],
+        data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
