@@ -284,7 +284,8 @@ def main(queues: list[str] | None = None) -> None:
     try:
         asyncio.run(run_worker(settings, exit_when_blocked=True))
     except (SecretsKeyError, MetricsPortError) as exc:
-        sys.exit(f"backfills worker: {exc}")
+        print(f"backfills worker: {exc}", file=sys.stderr)
+        _exit_now(1)
     _exit_now(0)
 
 
@@ -303,7 +304,8 @@ def _exit_leaving_blocked_threads(drain: Drain) -> NoReturn:
 def _exit_now(code: int) -> NoReturn:
     """Flush what was logged and end the process without the interpreter's finalization:
     the Temporal core's threads can still call into Python while it finalizes, which
-    aborts the process (`PyGILState_Release`, exit -6) after a clean drain."""
+    aborts the process (`PyGILState_Release`, exit -6) after a clean drain or a refused
+    start alike."""
     logging.shutdown()  # flushes every handler
     sys.stdout.flush()
     sys.stderr.flush()

@@ -14,10 +14,15 @@ from statuses import ACTIVE_BACKFILL_STATUSES
 
 
 def backfill_views(db: Database, found: list[Backfill]) -> list[BackfillOut]:
+    """`found` as they are, those that have started re-read with their runs in flight in
+    one snapshot: counts read before the runs in flight could miss a run that ended between
+    the two reads. (One not started had no run in flight when it was read.)"""
+    started = [b.id for b in found if b.id and b.start_time is not None]
+    now = runs.with_runs_in_flight(db=db, backfill_ids=started)
+    found = [now[b.id][0] if b.id in now else b for b in found]
+    running = {backfill_id: count for backfill_id, (_, count) in now.items()}
     with_failures = [b.id for b in found if b.id and b.transfer_runs_failed]
     reports = runs.error_reports(db=db, backfill_ids=with_failures)
-    started = [b.id for b in found if b.id and b.start_time is not None]
-    running = runs.runs_in_flight(db=db, backfill_ids=started)
     caps = transfers.concurrency_caps(
         db=db, transfer_ids=sorted({b.transfer_id for b in found if not b.max_concurrent_runs})
     )

@@ -295,20 +295,27 @@ def is_current_attempt(*, db: Database, run_id: int, attempt: int) -> bool:
     return found is not None and tuple(found) == (RunStatus.RUNNING, attempt)
 
 
-def runs_in_flight(*, db: Database, backfill_ids: list[int]) -> dict[int, int]:
-    """How many runs of each backfill are RUNNING now: one indexed query for any number."""
+def with_runs_in_flight(
+    *, db: Database, backfill_ids: list[int]
+) -> dict[int, tuple[Backfill, int]]:
+    """Each backfill as it is now with how many of its runs are RUNNING, read in one statement
+    (one snapshot): a run that ends moves a status and a counter in one transaction, so the
+    pair read together never shows it ended in one and still running in the other."""
     if not backfill_ids:
         return {}
+    running = (
+        sql_select(func.count())
+        .where(
+            col(TransferRun.backfill_id) == col(Backfill.id),
+            col(TransferRun.status) == RunStatus.RUNNING,
+        )
+        .scalar_subquery()
+    )
     with db.read() as session:
         rows = session.exec(
-            select(col(TransferRun.backfill_id), func.count())
-            .where(
-                col(TransferRun.backfill_id).in_(backfill_ids),
-                TransferRun.status == RunStatus.RUNNING,
-            )
-            .group_by(col(TransferRun.backfill_id))
-        )
-        return {backfill_id: count for backfill_id, count in rows if backfill_id is not None}
+            select(Backfill, running).where(col(Backfill.id).in_(backfill_ids))
+        ).all()
+        return {backfill.id: (backfill, count) for backfill, count in rows if backfill.id}
 
 
 def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:

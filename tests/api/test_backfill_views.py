@@ -1,5 +1,6 @@
 """Building the backfill objects costs one query per kind, however many backfills are listed."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -88,3 +89,30 @@ def test_ended_backfills_cost_no_estimate_query(owner: Owner) -> None:
 
     assert len(statements) == 1, statements  # the transfer's cap
     assert view.estimated_end_time is None
+
+
+def test_a_run_ending_while_a_backfill_is_read_is_counted_running_or_completed_never_neither(
+    owner: Owner,
+) -> None:
+    """Completions race the reads: every answer counts each started run exactly once. (The
+    counts and the runs in flight used to be read apart: a run ending between the two reads
+    was in neither, which is how a drained backfill once showed 0 completed.)"""
+    backfill = owner.create(day(0), day(59))
+    plan(owner, backfill)
+    started = [begin(owner, backfill, day(n)) for n in range(60)]
+    stale = owner.reload(backfill)  # as a route holds it before it builds the answer
+    seen: list[tuple[int, int]] = []
+
+    def read_until_done() -> None:
+        while not seen or seen[-1][0] < 60:
+            [view] = backfill_views(owner.db, [stale])
+            seen.append((view.transfer_runs_completed, view.transfer_runs_running))
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    for run in started:
+        assert run is not None and complete(owner, run)
+    reader.join(timeout=60)
+
+    assert len(seen) > 1
+    assert {completed + running for completed, running in seen} == {60}
