@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         Progress,
         ResumeRequest,
         RetryRequest,
+        RunPolicy,
     )
 
 ArgT = TypeVar("ArgT")
@@ -291,12 +292,7 @@ class BackfillWorkflow:
                 TransferRunInput(input.backfill_id, input.transfer_id, data_date, input.team_id),
                 start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=policy.initial_retry_seconds),
-                    maximum_interval=timedelta(seconds=policy.max_retry_seconds),
-                    maximum_attempts=policy.max_attempts,
-                    non_retryable_error_types=[PERMANENT_RUN_ERROR],
-                ),
+                retry_policy=run_retry_policy(policy),
                 summary=f"data_date {data_date.isoformat()}",
             )
             outcome = result.outcome
@@ -509,6 +505,16 @@ class BackfillWorkflow:
             failed=self._progress.failed,
             skipped=self._progress.skipped,
         )
+
+
+def run_retry_policy(policy: RunPolicy) -> RetryPolicy:
+    """How a transfer run's attempts are retried, a backfill's or a recurring one."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=policy.initial_retry_seconds),
+        maximum_interval=timedelta(seconds=policy.max_retry_seconds),
+        maximum_attempts=policy.max_attempts,
+        non_retryable_error_types=[PERMANENT_RUN_ERROR],
+    )
 
 
 def _record_missing(err: ActivityError) -> ApplicationError | None:

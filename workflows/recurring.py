@@ -9,19 +9,20 @@ Schedule's scheduled start time, so a firing delivered twice is one run.
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inputs import (
-        PERMANENT_RUN_ERROR,
-        FailRecurringRunInput,
-        RecurringRunInput,
-    )
+    from activities.inputs import FailRecurringRunInput, RecurringRunInput
     from activities.records import RecordActivities
     from activities.transfer_run import TransferRunActivities
     from statuses import RunOutcome
-    from workflows.backfill import RECORD_RETRY, RECORD_TIMEOUT, describe_failure
+    from workflows.backfill import (
+        RECORD_RETRY,
+        RECORD_TIMEOUT,
+        describe_failure,
+        run_retry_policy,
+    )
     from workflows.inputs import RecurringInput
 
 RECURRING_RUN_WORKFLOW = "RecurringRun"
@@ -46,12 +47,7 @@ class RecurringRunWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=policy.initial_retry_seconds),
-                    maximum_interval=timedelta(seconds=policy.max_retry_seconds),
-                    maximum_attempts=policy.max_attempts,
-                    non_retryable_error_types=[PERMANENT_RUN_ERROR],
-                ),
+                retry_policy=run_retry_policy(policy),
                 summary=f"firing {firing.isoformat()}",
             )
         except ActivityError as err:
