@@ -194,20 +194,22 @@ async def signal_backfill(client: Client, backfill_id: int, signal: str, arg: ob
     return True
 
 
-SIGNAL_INPUTS: dict[str, type] = {
-    "cancel": CancelRequest,
-    "pause": PauseRequest,
-    "resume": ResumeRequest,
-    "set_limits": LimitsRequest,
-    "retry": RetryRequest,
+# The outbox's signals as the workflow's inputs; each adapter built once, not per send.
+SIGNAL_INPUTS: dict[str, TypeAdapter[object]] = {
+    name: TypeAdapter(request)
+    for name, request in (
+        ("cancel", CancelRequest),
+        ("pause", PauseRequest),
+        ("resume", ResumeRequest),
+        ("set_limits", LimitsRequest),
+        ("retry", RetryRequest),
+    )
 }
 
 
 async def send_queued_signal(client: Client, signal: PendingSignal) -> bool:
     """Send a signal from the outbox, its row id as its sequence; False: workflow closed."""
-    arg: object = TypeAdapter(SIGNAL_INPUTS[signal.name]).validate_python(
-        {**signal.payload, "sequence": signal.id}
-    )
+    arg = SIGNAL_INPUTS[signal.name].validate_python({**signal.payload, "sequence": signal.id})
     return await signal_backfill(client, signal.backfill_id, signal.name, arg)
 
 
