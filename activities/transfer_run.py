@@ -37,6 +37,8 @@ from persistence.secret_box import SecretBox, UndecryptableSecret
 from recurring.spec import data_date_of_firing
 from statuses import QueryStatus, RunOutcome, RunStatus
 
+PARTITION_POLL_SECONDS = 1.0  # how often a run waiting for its date's partition asks again
+
 
 @dataclass(frozen=True)
 class RunEnvironment:
@@ -158,6 +160,8 @@ class TransferRunActivities:
         """Extract and load the run `started` (None: it has ended, `record` says how)."""
         if started is None:
             return _recorded_outcome(record())
+        if not started.writing:
+            self._wait_for_partition(started, data_date)
         if activity.info().attempt == 1:
             metrics.RUNS_STARTED.inc()
         attempt_started = time.monotonic()
@@ -186,6 +190,28 @@ class TransferRunActivities:
         metrics.RUNS_COMPLETED.inc()
         metrics.RUN_DURATION.labels("completed").observe(time.monotonic() - attempt_started)
         return TransferRunResult(outcome=RunOutcome.COMPLETED, rows=rows)
+
+    def _wait_for_partition(self, started: StartedRun, data_date: date) -> None:
+        """Wait (heartbeating) while another run of the same transfer and date writes its
+        partition: a backfill's run and a Recurring one never replace it at once, and the
+        later one's rows are what stays. A cancel of this attempt (worker shutdown) ends the
+        wait; the run stays RUNNING for the next attempt."""
+        activity.logger.info(
+            "run %s waits: another run of transfer %s writes %s",
+            started.run_id,
+            started.transfer_id,
+            data_date,
+        )
+        while not retried(
+            runs.claim_partition,
+            db=self.db,
+            run_id=started.run_id,
+            transfer_id=started.transfer_id,
+            data_date=data_date,
+        ):
+            activity.wait_for_cancelled_sync(timeout=PARTITION_POLL_SECONDS)
+            if activity.is_cancelled():
+                raise CancelledError("cancelled while waiting for the date's partition")
 
     def _fence(self, started: StartedRun) -> Fence:
         """The connectors' `still_current` for this attempt (see connectors/base.py)."""

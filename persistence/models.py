@@ -81,6 +81,15 @@ class Transfer(SQLModel, table=True):
     created_time: datetime = Field(sa_column=_utc_column(nullable=False))
     created_user_id: int
     removed_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    # Its schedule (recurring/spec.py's Schedule as JSON), None: it runs only by backfills.
+    # Each change bumps `schedule_version`; Temporal's Schedule `transfer-<id>` has caught
+    # up once `schedule_applied_version` equals it (persistence/schedules.py).
+    schedule: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    schedule_paused: bool = False
+    schedule_paused_reason: str | None = None
+    schedule_paused_time: datetime | None = Field(default=None, sa_column=_utc_column())
+    schedule_version: int = 0
+    schedule_applied_version: int = 0
 
 
 class Backfill(SQLModel, table=True):
@@ -173,6 +182,9 @@ class TransferRun(SQLModel, table=True):
     )
     superseded_time: datetime | None = Field(default=None, sa_column=_utc_column())
     firing_time: datetime | None = Field(default=None, sa_column=_utc_column())  # Recurring
+    # Set once the run holds its (transfer, data_date) partition: while it is RUNNING, no
+    # other run of that date writes (runs.claim_partition).
+    writing_since: datetime | None = Field(default=None, sa_column=_utc_column())
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -5,11 +5,13 @@ a firing's attempt is retried, or a firing is delivered again, it is one run. It
 through `runs.complete_run`, like a backfill run; there is no backfill counter to move.
 """
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
+from persistence import runs
 from persistence.clock import utcnow
 from persistence.db import Database
 from persistence.errors import NotFoundError
@@ -46,7 +48,17 @@ def begin_recurring_run(
                     )
                     session.add(run)
                     session.flush()
-                return _started(run, queued_time, attempt, external_id)
+                started = _started(run, queued_time, attempt, external_id)
+                if started is None:
+                    return None
+                session.flush()
+                writing = runs.take_partition(
+                    session.connection(),
+                    run_id=started.run_id,
+                    transfer_id=transfer_id,
+                    data_date=run.data_date,
+                )
+                return replace(started, writing=writing)
         except IntegrityError:
             continue
     raise RuntimeError(f"the run of transfer {transfer_id}'s firing at {firing_time} is missing")

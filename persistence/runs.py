@@ -11,7 +11,9 @@ complete_run and fail_run (`statements.LOCK_BACKFILL*`), begin_run while the bac
 yet RUNNING (`MARK_BACKFILL_RUNNING` comes first), and persistence.backfills' cancel_backfill
 and close_abandoned_backfill all do. A transaction that locks one run row and nothing after
 it (begin_run of a RUNNING backfill, record_attempt_error) waits for nothing while it holds
-that lock, so it cannot close a cycle either. On SQLite, `BEGIN IMMEDIATE` serializes
+that lock, so it cannot close a cycle either. A partition claim (`claim_partition`, also the
+end of begin_run) takes its (transfer, data_date) advisory lock last, after its own run's
+row, and the holder of that lock takes no other. On SQLite, `BEGIN IMMEDIATE` serializes
 writers (persistence/db.py).
 """
 
@@ -72,6 +74,7 @@ class StartedRun:
     run_id: int
     transfer_id: int
     attempt: int
+    writing: bool = True  # it holds its date's partition; False: another run of it does
 
 
 def plan_runs(*, db: Database, backfill_id: int, first: date, last: date) -> int:
@@ -227,7 +230,36 @@ def begin_run(
             started = connection.execute(statements.RETRY_RUN, parameters).first()
         if started is None:
             return None
-        return StartedRun(run_id=started[0], transfer_id=started[1], attempt=attempt)
+        run_id, transfer_id = started
+        writing = take_partition(
+            connection, run_id=run_id, transfer_id=transfer_id, data_date=data_date
+        )
+        return StartedRun(run_id=run_id, transfer_id=transfer_id, attempt=attempt, writing=writing)
+
+
+def claim_partition(*, db: Database, run_id: int, transfer_id: int, data_date: date) -> bool:
+    """Whether the RUNNING run now holds its date's partition (it may write): False while
+    another RUNNING run of the same transfer and date holds it. A run that could not take it
+    when it began asks again until the holder has ended."""
+    with db.write_connection() as connection:
+        connection.execute(statements.LOCK_RUN, {"p_run_id": run_id})
+        return take_partition(
+            connection, run_id=run_id, transfer_id=transfer_id, data_date=data_date
+        )
+
+
+def take_partition(
+    connection: Connection, *, run_id: int, transfer_id: int, data_date: date
+) -> bool:
+    """`claim_partition` in the caller's transaction, which holds the run's row already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            statements.PAIR_LOCK, {"p_transfer_id": transfer_id, "p_day": data_date.toordinal()}
+        )
+    claimed = connection.execute(
+        statements.CLAIM_PARTITION, {"p_run_id": run_id, "p_now": utcnow()}
+    ).first()
+    return claimed is not None
 
 
 def complete_run(

@@ -7,7 +7,7 @@ expression building per call, so a transition costs one compiled-cache hit per s
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, exists, func, select, update
 
 from persistence.models import Backfill, TransferRun
 from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, BackfillStatus, RunStatus
@@ -119,3 +119,28 @@ def count_parameters(
         "p_failed": failed,
         "p_cancelled": cancelled,
     }
+
+
+# One writer per (transfer, data_date): a RUNNING run takes its date's partition unless another
+# RUNNING run of the same transfer and date holds it (a backfill's run and a Recurring one).
+# On PostgreSQL the caller first takes PAIR_LOCK, so two claims of one date cannot both see
+# it free; SQLite's writers are serialized already.
+_other = runs_table.alias("other_run")
+CLAIM_PARTITION = (
+    update(runs_table)
+    .where(
+        _runs.id == bindparam("p_run_id"),
+        _runs.status == RunStatus.RUNNING,
+        ~exists().where(
+            _other.c.transfer_id == _runs.transfer_id,
+            _other.c.data_date == _runs.data_date,
+            _other.c.id != _runs.id,
+            _other.c.status == RunStatus.RUNNING,
+            _other.c.writing_since.is_not(None),
+        ),
+    )
+    .values(writing_since=func.coalesce(_runs.writing_since, bindparam("p_now")))
+    .returning(_runs.id)
+)
+LOCK_RUN = select(_runs.id).where(_runs.id == bindparam("p_run_id")).with_for_update()
+PAIR_LOCK = select(func.pg_advisory_xact_lock(bindparam("p_transfer_id"), bindparam("p_day")))
