@@ -85,6 +85,18 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a CREATED backfill may wait for its workflow."
     )
 
+    schedule_catchup_window_seconds: float = Field(
+        default=86400.0,
+        ge=10,
+        description="How far back a transfer's Schedule catches up on firings it missed while "
+        "the service was down (Temporal's catchup window), oldest first.",
+    )
+    schedule_min_interval_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The shortest `interval_seconds` a transfer's schedule may have.",
+    )
+
     worker_max_concurrent_activities: int = Field(
         default=100, ge=1, description="Run slots: transfer runs one worker process runs at once."
     )

@@ -28,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from observability.tracing import client_interceptors
-from persistence.models import Backfill, Transfer
+from persistence.models import Backfill, RunType, Transfer
 from persistence.outbox import PendingSignal
 from statuses import BackfillStatus
 from workflows import search_attributes
@@ -142,6 +142,7 @@ async def start_backfill(
                 SearchAttributePair(search_attributes.BACKFILL_ID, input.backfill_id),
                 SearchAttributePair(search_attributes.BACKFILL_STATUS, BackfillStatus.CREATED),
                 SearchAttributePair(search_attributes.BACKFILL_PAUSED, backfill.paused),
+                SearchAttributePair(search_attributes.RUN_TYPE, RunType.BACKFILL),
             ]
         ),
         static_summary=f"Backfill {input.backfill_id}: transfer {input.transfer_id}, "

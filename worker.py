@@ -65,6 +65,7 @@ from temporal_client import (
     ensure_reconciler,
     ensure_search_attributes,
 )
+from temporal_schedules import TransferScheduleClient
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciler import ReconcilerWorkflow
 from workflows.recurring import RecurringRunWorkflow
@@ -160,7 +161,11 @@ async def run_worker(
     add_context_provider(team_fields)
     records = RecordActivities(db)
     transfer_runs = TransferRunActivities(db, environment)
-    reconciler = ReconcileActivities(db, BackfillWorkflowClient(client, settings))
+    reconciler = ReconcileActivities(
+        db,
+        BackfillWorkflowClient(client, settings),
+        TransferScheduleClient(client, settings, db),
+    )
     bookkeeping = [*records.all(), reconciler.reconcile]
     grace = settings.worker_shutdown_grace_seconds
     in_flight = InFlight()

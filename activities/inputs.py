@@ -105,3 +105,4 @@ class ReconcileInput:
 class ReconcileResult:
     started: int
     failed: int
+    schedules_repaired: int = 0

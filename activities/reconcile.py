@@ -19,6 +19,7 @@ the workflows, which import the activities.
 """
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.inputs import ReconcileInput, ReconcileResult
+from activities.schedule_repair import TransferSchedules, repair_schedules
 from persistence import backfills, transfers
 from persistence.clock import utcnow
 from persistence.db import Database
@@ -62,12 +64,26 @@ class BackfillWorkflows(Protocol):
 
 
 class ReconcileActivities:
-    def __init__(self, db: Database, workflows: BackfillWorkflows) -> None:
+    def __init__(
+        self,
+        db: Database,
+        workflows: BackfillWorkflows,
+        schedules: TransferSchedules | None = None,
+    ) -> None:
         self.db = db
         self.workflows = workflows
+        self.schedules = schedules
 
     @activity.defn(name="reconcile")
     async def reconcile(self, input: ReconcileInput) -> ReconcileResult:
+        """Repair the backfills, then the transfers' Schedules (activities/schedule_repair.py)."""
+        result = await self._reconcile_backfills(input)
+        if self.schedules is None:
+            return result
+        repaired = await repair_schedules(self.db, self.schedules)
+        return replace(result, schedules_repaired=repaired)
+
+    async def _reconcile_backfills(self, input: ReconcileInput) -> ReconcileResult:
         created_before = utcnow() - timedelta(seconds=input.created_grace_seconds)
         suspects = await asyncio.to_thread(
             backfills.backfills_expecting_a_workflow, db=self.db, created_before=created_before

@@ -41,6 +41,12 @@ class AsyncDatabase:
     async def run(self, step: Callable[[Database], T]) -> T:
         return await run_in_threadpool(step, self._db)
 
+    @property
+    def blocking(self) -> Database:
+        """The database itself, for code that sends its own steps to threads (such as
+        temporal_schedules.sync); never to be called on the event loop directly."""
+        return self._db
+
 
 async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings

@@ -24,9 +24,12 @@ def create_transfer(
     destination: dict[str, Any],
     max_concurrent_runs: int,
     max_failed_runs: int | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> Transfer:
     with db.write() as session:
         transfer = Transfer(
+            schedule=schedule,
+            schedule_version=0 if schedule is None else 1,
             team_id=team_id,
             display_name=display_name,
             source=source,
@@ -89,24 +92,40 @@ def list_all_transfers(*, db: Database) -> list[Transfer]:
         return list(session.exec(select(Transfer).order_by(col(Transfer.id))))
 
 
-def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> None:
+def remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
     """Remove a transfer from view; its backfills and runs stay on record.
 
     Refused while the transfer has an incomplete backfill: cancel that first.
     """
     with db.write() as session:
         transfer = team_transfer_row(session, team_id=team_id, transfer_id=transfer_id, lock=True)
-        active = session.exec(
-            select(Backfill.id).where(
-                Backfill.transfer_id == transfer_id,
-                col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
-            )
-        ).first()
-        if active is not None:
-            raise InvalidStateError(
-                f"transfer has an incomplete backfill ({active}); cancel it before deleting"
-            )
+        _refuse_while_incomplete(session, transfer_id)
         transfer.removed_time = utcnow()
+        if transfer.schedule is not None:
+            transfer.schedule_version += 1  # its Schedule is to go too
+        session.flush()
+        return transfer
+
+
+def can_remove_transfer(*, db: Database, team_id: int, transfer_id: int) -> Transfer:
+    """The transfer, if `remove_transfer` would remove it now; its errors otherwise."""
+    with db.read() as session:
+        transfer = team_transfer_row(session, team_id=team_id, transfer_id=transfer_id)
+        _refuse_while_incomplete(session, transfer_id)
+        return transfer
+
+
+def _refuse_while_incomplete(session: Session, transfer_id: int) -> None:
+    active = session.exec(
+        select(Backfill.id).where(
+            Backfill.transfer_id == transfer_id,
+            col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
+        )
+    ).first()
+    if active is not None:
+        raise InvalidStateError(
+            f"transfer has an incomplete backfill ({active}); cancel it before deleting"
+        )
 
 
 def concurrency_caps(*, db: Database, transfer_ids: list[int]) -> dict[int, int]:

@@ -14,9 +14,15 @@ from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from temporalio.client import ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
+from temporalio.client import (
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleRange,
+    ScheduleSpec,
+)
 
 MAX_OFFSET_DAYS = 366
+MAX_INTERVAL_SECONDS = 31 * 24 * 3600
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 _MONTHS = ("", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -39,8 +45,8 @@ class Every(StrEnum):
 
 class Schedule(BaseModel):
     """When a transfer runs by itself: `cron`, or `every` (`daily` at `hour`:`minute`,
-    `hourly` at `minute`), in `time_zone`; each run loads the day `data_date_offset_days`
-    before its scheduled time there."""
+    `hourly` at `minute`), or every `interval_seconds`, in `time_zone`; each run loads the
+    day `data_date_offset_days` before its scheduled time there."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,6 +54,13 @@ class Schedule(BaseModel):
     every: Every | None = None
     hour: int = Field(default=0, ge=0, le=23, description="`every: daily` only")
     minute: int = Field(default=0, ge=0, le=59)
+    interval_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INTERVAL_SECONDS,
+        description="Fire every this many seconds (no shorter than the service allows, "
+        "`BACKFILLS_SCHEDULE_MIN_INTERVAL_SECONDS`).",
+    )
     time_zone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
     data_date_offset_days: int = Field(default=1, ge=0, le=MAX_OFFSET_DAYS)
 
@@ -66,10 +79,13 @@ class Schedule(BaseModel):
 
     @model_validator(mode="after")
     def _cron_or_every(self) -> Self:
-        if (self.cron is None) == (self.every is None):
-            raise ValueError("give exactly one of `cron` and `every`")
-        if self.every == Every.HOURLY and self.hour != 0:
-            raise ValueError("`hour` is for `every: daily`; an hourly schedule takes `minute`")
+        given = [name for name in ("cron", "every", "interval_seconds") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `cron`, `every` and `interval_seconds`")
+        if self.every != Every.DAILY and self.hour != 0:
+            raise ValueError("`hour` is for `every: daily`")
+        if self.every is None and self.minute != 0:
+            raise ValueError("`minute` is for `every: daily` or `every: hourly`")
         return self
 
 
@@ -109,6 +125,9 @@ def temporal_spec(schedule: Schedule) -> ScheduleSpec:
     """The Temporal ScheduleSpec that fires as `schedule` says, in its time zone."""
     if schedule.cron is not None:
         return ScheduleSpec(cron_expressions=[schedule.cron], time_zone_name=schedule.time_zone)
+    if schedule.interval_seconds is not None:
+        every = timedelta(seconds=schedule.interval_seconds)
+        return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)])
     hours = (
         [ScheduleRange(0, 23)] if schedule.every == Every.HOURLY else [ScheduleRange(schedule.hour)]
     )

@@ -177,6 +177,7 @@ def stack(
         "BACKFILLS_AUTH_FAILURES_PER_MINUTE": "1000000",  # tests/api/test_abuse.py checks
         "BACKFILLS_AUTH_FAILURES_BURST": "1000000",
         "BACKFILLS_RECONCILE_INTERVAL_SECONDS": "1",
+        "BACKFILLS_SCHEDULE_MIN_INTERVAL_SECONDS": "2",  # schedules firing every few seconds
         "BACKFILLS_WORKER_METRICS_PORT": "0",  # tests that scrape metrics pick free ports
         "BACKFILLS_TEMPORAL_METRICS_PORT": "0",
     }

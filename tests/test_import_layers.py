@@ -20,6 +20,7 @@ from tests.support import REPO
 LAYERS: list[set[str]] = [
     {"cli"},  # the `backfills` command: runs the API, the worker, the dev stack
     {"api", "worker"},  # the processes
+    {"temporal_schedules"},  # transfers' Temporal Schedules
     {"temporal_client"},  # starting, signalling and listing workflows
     {"workflows"},  # deterministic workflow code
     {"activities"},  # what the workflows run: the database and the connectors
@@ -35,6 +36,7 @@ AGGREGATES: dict[str, set[str]] = {
     "accounts": set(),
     "secrets": set(),
     "transfers": set(),
+    "schedules": {"transfers"},  # a transfer's schedule columns
     "runs": set(),
     "backfills": {"transfers", "runs"},  # a cancel ends runs; a create locks the transfer
     "recurring_runs": {"runs"},  # they complete as every run does

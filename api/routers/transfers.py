@@ -5,15 +5,26 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter
 
-from api.deps import DbDep, ReadAccess, SettingsDep, TeamId, TransferId, WriteAccess
+from api.deps import (
+    AsyncDbDep,
+    DbDep,
+    ReadAccess,
+    SettingsDep,
+    TeamId,
+    TemporalDep,
+    TransferId,
+    WriteAccess,
+)
 from api.envelope import Envelope, error_responses, ok
 from api.errors import unprocessable
-from api.schemas.transfers import CreateTransferRequest, TransferOut
+from api.schedules import delete_schedule_first, schedule_now, with_next_firings
+from api.schemas.transfers import CreateTransferRequest, TransferOut, UpdateTransferRequest
 from config import Settings
 from connectors.base import DestinationOptions, SourceOptions
 from connectors.egress import EgressPolicy, refuse_protected_database
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
-from persistence import transfers
+from persistence import schedules, transfers
+from recurring.spec import Schedule
 
 router = APIRouter(prefix="/teams/{team_id}/transfers", tags=["transfers"])
 OptionsT = TypeVar("OptionsT")
@@ -25,7 +36,13 @@ _THE_NEW_TRANSFER = {
 }
 _CREATED_TRANSFER_LINKS = {
     operation: {"operationId": operation, "parameters": _THE_NEW_TRANSFER}
-    for operation in ("getTransfer", "deleteTransfer", "createBackfill", "listTransferRuns")
+    for operation in (
+        "getTransfer",
+        "updateTransfer",
+        "deleteTransfer",
+        "createBackfill",
+        "listTransferRuns",
+    )
 }
 
 
@@ -38,12 +55,13 @@ _CREATED_TRANSFER_LINKS = {
         **error_responses(400, 401, 403, 422, 429, 503),
     },
 )
-def create_transfer(
+async def create_transfer(
     team_id: TeamId,
     body: CreateTransferRequest,
     caller: WriteAccess,
-    db: DbDep,
+    database: AsyncDbDep,
     settings: SettingsDep,
+    temporal: TemporalDep,
 ) -> Envelope[TransferOut]:
     source, source_problem = _parse(parse_source, body.source)
     destination, destination_problem = _parse(parse_destination, body.destination)
@@ -51,17 +69,21 @@ def create_transfer(
         problems = "; ".join(p for p in (source_problem, destination_problem) if p)
         raise unprocessable(f"the transfer configuration is invalid: {problems}")
     _refuse_service_databases(source, destination, settings)
-    transfer = transfers.create_transfer(
-        db=db,
-        team_id=team_id,
-        user_id=caller.user_id,
-        display_name=body.display_name,
-        source=source.model_dump(mode="json", exclude_unset=False),
-        destination=destination.model_dump(mode="json"),
-        max_concurrent_runs=body.max_concurrent_runs or settings.default_max_concurrent_runs,
-        max_failed_runs=body.max_failed_runs,
+    _refuse_short_intervals(body.schedule, settings)
+    transfer = await database.run(
+        lambda db: transfers.create_transfer(
+            db=db,
+            team_id=team_id,
+            user_id=caller.user_id,
+            display_name=body.display_name,
+            source=source.model_dump(mode="json", exclude_unset=False),
+            destination=destination.model_dump(mode="json"),
+            max_concurrent_runs=body.max_concurrent_runs or settings.default_max_concurrent_runs,
+            max_failed_runs=body.max_failed_runs,
+            schedule=body.schedule.model_dump(mode="json") if body.schedule else None,
+        )
     )
-    return ok(TransferOut.of(transfer))
+    return ok(await schedule_now(transfer, database, temporal, settings))
 
 
 @router.get(
@@ -80,26 +102,74 @@ def list_transfers(team_id: TeamId, _: ReadAccess, db: DbDep) -> Envelope[list[T
     summary="Get one transfer",
     responses=error_responses(400, 401, 403, 404, 429, 503),
 )
-def get_transfer(
-    team_id: TeamId, transfer_id: TransferId, _: ReadAccess, db: DbDep
+async def get_transfer(
+    team_id: TeamId,
+    transfer_id: TransferId,
+    _: ReadAccess,
+    database: AsyncDbDep,
+    temporal: TemporalDep,
 ) -> Envelope[TransferOut]:
-    return ok(
-        TransferOut.of(transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id))
+    transfer = await database.run(
+        lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
     )
+    return ok(await with_next_firings(transfer, temporal))
+
+
+@router.patch(
+    "/{transfer_id}",
+    operation_id="updateTransfer",
+    summary="Change a transfer's schedule",
+    description="Replace the schedule (`schedule`), remove it (`schedule: null`), or pause "
+    "and resume it (`schedule_paused`, with `schedule_paused_reason`). The record changes "
+    "first; Temporal's Schedule `transfer-<id>` follows at once, or, while Temporal cannot "
+    "be reached, as soon as it can (`schedule_state.applied` says which). 422 when pausing "
+    "a transfer without a schedule.",
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
+)
+async def update_transfer(
+    team_id: TeamId,
+    transfer_id: TransferId,
+    body: UpdateTransferRequest,
+    caller: WriteAccess,
+    database: AsyncDbDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> Envelope[TransferOut]:
+    _refuse_short_intervals(body.schedule, settings)
+    change = body.change(caller.user_id)
+    transfer = await database.run(
+        lambda db: schedules.change_schedule(
+            db=db, team_id=team_id, transfer_id=transfer_id, change=change
+        )
+    )
+    return ok(await schedule_now(transfer, database, temporal, settings))
 
 
 @router.delete(
     "/{transfer_id}",
     operation_id="deleteTransfer",
     summary="Delete a transfer",
-    description="Its backfills and runs stay on record. 422 while it has an incomplete backfill.",
+    description="Its backfills and runs stay on record. 422 while it has an incomplete "
+    "backfill. Its Temporal Schedule, if any, is deleted first: 503 (and nothing deleted) "
+    "while Temporal cannot be reached.",
     responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
-def delete_transfer(
-    team_id: TeamId, transfer_id: TransferId, _: WriteAccess, db: DbDep
+async def delete_transfer(
+    team_id: TeamId,
+    transfer_id: TransferId,
+    _: WriteAccess,
+    database: AsyncDbDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
 ) -> Envelope[TransferOut]:
-    transfer = transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
-    transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    transfer = await database.run(
+        lambda db: transfers.can_remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    )
+    await delete_schedule_first(transfer, temporal)
+    removed = await database.run(
+        lambda db: transfers.remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
+    )
+    await schedule_now(removed, database, temporal, settings)  # marks the removal applied
     return ok(TransferOut.of(transfer))
 
 
@@ -118,6 +188,12 @@ def _refuse_service_databases(
             raise unprocessable(
                 f"the transfer configuration is invalid: {side}.url: {exc}"
             ) from None
+
+
+def _refuse_short_intervals(schedule: Schedule | None, settings: Settings) -> None:
+    shortest = settings.schedule_min_interval_seconds
+    if schedule and schedule.interval_seconds and schedule.interval_seconds < shortest:
+        raise unprocessable(f"schedule.interval_seconds must be at least {shortest}")
 
 
 def _parse(

@@ -1,12 +1,22 @@
 """Request and response shapes of the transfer endpoints (the service's own schema)."""
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import MAX_INT, UtcTimestamp
 from connectors.masking import masked
 from persistence.models import Transfer
+from persistence.schedules import ScheduleChange
+from recurring.spec import Schedule
+
+_SCHEDULE = (
+    "When the transfer runs by itself, each firing making one `Recurring` run: `cron` (five "
+    "fields), `every` (`daily` at `hour`:`minute`, `hourly` at `minute`) or "
+    "`interval_seconds`, in `time_zone` (IANA, default UTC). Each run loads the day "
+    "`data_date_offset_days` (default 1) before its scheduled time in that zone."
+)
 
 
 class CreateTransferRequest(BaseModel):
@@ -36,6 +46,80 @@ class CreateTransferRequest(BaseModel):
         description="The default failure budget of its backfills: a backfill pauses itself "
         "once this many of its runs have failed. Absent: none.",
     )
+    schedule: Schedule | None = Field(default=None, description=_SCHEDULE)
+
+
+class UpdateTransferRequest(BaseModel):
+    """A change to a transfer's schedule: `schedule` replaces it (null removes it), and or
+    else `schedule_paused` pauses (true, with an optional reason) or resumes (false) it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"schedule": {"cron": "0 2 * * *", "time_zone": "Europe/Berlin"}},
+                {"schedule_paused": True, "schedule_paused_reason": "source migration"},
+                {"schedule_paused": False},
+                {"schedule": None},
+            ]
+        },
+    )
+
+    schedule: Schedule | None = Field(default=None, description=_SCHEDULE + " null: remove it.")
+    schedule_paused: bool | None = Field(default=None, description="true pauses, false resumes")
+    schedule_paused_reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if not {"schedule", "schedule_paused"} & self.model_fields_set:
+            raise ValueError("give `schedule` (null removes it) or `schedule_paused`")
+        if "schedule_paused" in self.model_fields_set and self.schedule_paused is None:
+            raise ValueError("`schedule_paused` is true or false")
+        if self.schedule_paused_reason is not None and self.schedule_paused is not True:
+            raise ValueError("`schedule_paused_reason` goes with `schedule_paused: true`")
+        return self
+
+    def change(self, user_id: int) -> ScheduleChange:
+        reason = self.schedule_paused_reason or f"paused by user {user_id}"
+        return ScheduleChange(
+            replace="schedule" in self.model_fields_set,
+            schedule=self.schedule.model_dump(mode="json") if self.schedule else None,
+            paused=self.schedule_paused,
+            paused_reason=reason if self.schedule_paused else None,
+        )
+
+
+class ScheduleStateOut(BaseModel):
+    """A scheduled transfer's pause, and whether Temporal's Schedule has caught up."""
+
+    schedule_id: str = Field(description="The Temporal Schedule's id, `transfer-<id>`.")
+    paused: bool
+    paused_reason: str | None
+    paused_time: UtcTimestamp | None
+    applied: bool = Field(
+        description="Whether the Temporal Schedule has the latest change; false: it is being "
+        "applied (the service retries until Temporal takes it)."
+    )
+    next_firings: list[UtcTimestamp] | None = Field(
+        default=None,
+        description="The next scheduled times (none while paused); null when not read, as in "
+        "a list of transfers, or while Temporal cannot answer.",
+    )
+
+    @classmethod
+    def of(
+        cls, transfer: Transfer, next_firings: list[datetime] | None
+    ) -> "ScheduleStateOut | None":
+        if transfer.schedule is None:
+            return None
+        return cls(
+            schedule_id=f"transfer-{transfer.id}",
+            paused=transfer.schedule_paused,
+            paused_reason=transfer.schedule_paused_reason,
+            paused_time=transfer.schedule_paused_time,
+            applied=transfer.schedule_applied_version >= transfer.schedule_version,
+            next_firings=next_firings,
+        )
 
 
 class TransferOut(BaseModel):
@@ -75,9 +159,13 @@ class TransferOut(BaseModel):
     max_failed_runs: int | None
     created_time: UtcTimestamp
     created_user_id: int
+    schedule: Schedule | None = Field(default=None, description=_SCHEDULE)
+    schedule_state: ScheduleStateOut | None = Field(
+        default=None, description="Present with a schedule."
+    )
 
     @classmethod
-    def of(cls, transfer: Transfer) -> "TransferOut":
+    def of(cls, transfer: Transfer, *, next_firings: list[datetime] | None = None) -> "TransferOut":
         assert transfer.id is not None
         return cls(
             transfer_id=transfer.id,
@@ -89,4 +177,6 @@ class TransferOut(BaseModel):
             max_failed_runs=transfer.max_failed_runs,
             created_time=transfer.created_time,
             created_user_id=transfer.created_user_id,
+            schedule=Schedule.model_validate(transfer.schedule) if transfer.schedule else None,
+            schedule_state=ScheduleStateOut.of(transfer, next_firings),
         )

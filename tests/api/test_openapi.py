@@ -23,7 +23,7 @@ def test_openapi_documents_bearer_auth_envelopes_and_errors(stack: Stack) -> Non
         if path.startswith("/v1/")
         for method, operation in methods.items()
     ]
-    assert len(operations) == 18
+    assert len(operations) == 19
     for path, method, operation in operations:
         assert operation.get("operationId"), (path, method)
         assert operation.get("summary"), (path, method)

@@ -21,8 +21,12 @@ from recurring.spec import Schedule, data_date_for, temporal_spec
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
-        ({}, "exactly one of `cron` and `every`"),
-        ({"cron": "0 2 * * *", "every": "daily"}, "exactly one of `cron` and `every`"),
+        ({}, "exactly one of `cron`, `every` and `interval_seconds`"),
+        ({"cron": "0 2 * * *", "every": "daily"}, "exactly one of `cron`, `every`"),
+        ({"cron": "0 2 * * *", "interval_seconds": 60}, "exactly one of `cron`, `every`"),
+        ({"interval_seconds": 0}, "greater than or equal to 1"),
+        ({"interval_seconds": 60, "minute": 5}, "`minute` is for `every: daily`"),
+        ({"cron": "0 2 * * *", "hour": 5}, "`hour` is for `every: daily`"),
         ({"cron": "0 2 * * * *"}, "five fields"),
         ({"cron": "@every 1s"}, "five fields"),
         ({"cron": "61 2 * * *"}, "minute '61' is outside 0..59"),
@@ -88,6 +92,7 @@ def test_the_offset_chooses_another_day() -> None:
         (Schedule(every="daily", hour=2, minute=30, time_zone="Europe/Berlin"), 24, (1, 30)),
         (Schedule(cron="30 2 * * *", time_zone="Europe/Berlin"), 24, (1, 30)),
         (Schedule(every="hourly", minute=15), 1, None),
+        (Schedule(interval_seconds=3600), 1, None),
     ],
 )
 async def test_temporal_fires_the_spec_as_the_schedule_says(
@@ -111,6 +116,8 @@ async def test_temporal_fires_the_spec_as_the_schedule_says(
     gaps = {later - earlier for earlier, later in pairwise(times)}
     assert gaps <= {timedelta(hours=every), timedelta(hours=every - 1), timedelta(hours=every + 1)}
     for moment in times:
+        if schedule.interval_seconds is not None:
+            continue  # an interval has no time of day
         if first_utc is None:
             assert moment.minute == 15
         elif moment.month in (11, 12, 1, 2):  # winter: Berlin is UTC+1
