@@ -15,9 +15,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from persistence import accounts
+from persistence import accounts, schedules
 from persistence.models import Role, Scope
-from tests.support import Stack, Tenant, assert_error, new_tenant, wait_for
+from persistence.schedules import ScheduleChange
+from tests.support import Stack, Tenant, assert_error, new_tenant, wait_for, wait_for_async
 from workflows import search_attributes
 from workflows.recurring import RECURRING_RUN_WORKFLOW
 
@@ -247,3 +248,58 @@ def test_another_teams_transfer_is_not_found(stack: Stack, tenant: Tenant) -> No
         stranger.http.close()
     assert_error(response, 404, "NOT_FOUND")
     assert get(tenant, transfer_id)["schedule"] is None
+
+
+async def test_the_reconciler_makes_a_schedule_temporal_lost_again(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = create(tenant, DAILY)["transfer_id"]
+    await temporal_client.get_schedule_handle(f"transfer-{transfer_id}").delete()
+
+    async def remade() -> ScheduleDescription | None:
+        return await in_temporal(temporal_client, transfer_id)
+
+    described = await wait_for_async(remade, within=30)
+    assert described.schedule.spec.time_zone_name == "Europe/Berlin"
+
+
+async def test_a_change_committed_before_a_crash_reaches_temporal_by_the_reconciler(
+    stack: Stack, tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = create(tenant, DAILY)["transfer_id"]
+    # the API committed the pause and died before telling Temporal
+    schedules.change_schedule(
+        db=stack.db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        change=ScheduleChange(paused=True, paused_reason="committed, then the API died"),
+    )
+
+    async def paused_in_temporal() -> bool:
+        described = await in_temporal(temporal_client, transfer_id)
+        return described is not None and described.schedule.state.paused
+
+    await wait_for_async(paused_in_temporal, within=30)
+    wait_for(lambda: get(tenant, transfer_id)["schedule_state"]["applied"], timeout=10)
+
+
+async def test_an_operators_pause_in_the_temporal_ui_is_taken_into_the_record(
+    tenant: Tenant, temporal_client: Client
+) -> None:
+    transfer_id = create(tenant, DAILY)["transfer_id"]
+    handle = temporal_client.get_schedule_handle(f"transfer-{transfer_id}")
+
+    await handle.pause(note="ops: warehouse maintenance")
+
+    def paused_on_record() -> dict[str, Any] | None:
+        state: dict[str, Any] = get(tenant, transfer_id)["schedule_state"]
+        return state if state["paused"] else None
+
+    state = wait_for(paused_on_record, timeout=30)
+    assert state["paused_reason"] == "ops: warehouse maintenance"
+    assert state["next_firings"] == []
+
+    await handle.unpause(note="ops: done")
+    wait_for(lambda: not get(tenant, transfer_id)["schedule_state"]["paused"], timeout=30)
+    described = await in_temporal(temporal_client, transfer_id)
+    assert described is not None and not described.schedule.state.paused  # nobody undid it
