@@ -1,6 +1,7 @@
-"""The two task queues: bookkeeping (planning, status changes, cancels, closing a backfill) has
-slots of its own, so transfer runs filling every run slot never delay it; and a worker process
-serves the runs queue, the records queue or both (`backfills worker --queues`)."""
+"""The task queues: bookkeeping (planning, status changes, cancels, closing a backfill) and
+recurring runs have slots of their own, so backfill runs filling every run slot never delay
+them; and a worker process serves the runs queue, the records queue or both
+(`backfills worker --queues`)."""
 
 import asyncio
 import os
@@ -16,6 +17,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
+import temporal_schedules
 from config import Settings
 from persistence import backfills, transfers
 from persistence.models import Backfill
@@ -263,3 +265,46 @@ def test_an_unknown_queue_in_the_environment_is_an_error_too() -> None:
     assert done.returncode == 2, done
     assert "worker_queues" in done.stderr and "'reports'" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_recurring_run_starts_at_once_with_every_run_slot_taken(queues: Queues) -> None:
+    queues.start_worker("two-run-slots", BACKFILLS_WORKER_MAX_CONCURRENT_ACTIVITIES="2")
+    tenant, stack = queues.tenant, queues.stack
+    busy_transfer = tenant.create_transfer(max_concurrent_runs=5, latency_ms=LONG_RUN_MS)
+    _, busy = await queues.start_backfill(busy_transfer, date(2024, 7, 1), date(2024, 7, 5))
+
+    async def slots_taken() -> bool:
+        statuses = await asyncio.to_thread(queues.run_statuses, busy_transfer)
+        return statuses.count(RunStatus.RUNNING) == 2
+
+    await wait_for_async(slots_taken, within=60)
+    # Two runs hold both run slots for minutes, three more wait for one. The daily transfer's
+    # Schedule fires now.
+    daily = transfers.create_transfer(
+        db=stack.db,
+        team_id=tenant.team_id,
+        user_id=tenant.user_id,
+        display_name="daily",
+        source={"type": "demo", "rows_per_day": 2},
+        destination={"type": "sqlite"},
+        max_concurrent_runs=1,
+        schedule={"cron": "0 3 * * *"},
+    )
+    assert daily.id is not None
+    daily_id = daily.id
+    await temporal_schedules.sync(queues.client, queues.settings, stack.db, daily_id)
+    schedule = queues.client.get_schedule_handle(temporal_schedules.schedule_id(daily_id))
+    try:
+        await schedule.trigger()
+
+        async def recurring_completed() -> bool:
+            runs = await asyncio.to_thread(tenant.runs, daily_id)
+            return [(r["type"], r["status"]) for r in runs] == [("Recurring", "COMPLETED")]
+
+        await wait_for_async(recurring_completed, within=SOON)
+        statuses = queues.run_statuses(busy_transfer)
+        assert statuses.count(RunStatus.RUNNING) == 2  # still holding both slots
+        assert statuses.count(RunStatus.COMPLETED) == 0
+    finally:
+        await schedule.delete()
+    await terminate_if_running(busy)
