@@ -10,17 +10,18 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 import temporal_schedules
 from config import Settings
 from persistence import backfills, transfers
-from persistence.models import Backfill
+from persistence.models import Backfill, TransferRun
 from statuses import BackfillStatus, RunStatus
 from temporal_client import start_backfill, workflow_id
 from tests.support import REPO, Stack, Tenant, spawn, stop, terminate_if_running, wait_for_async
@@ -308,3 +309,54 @@ async def test_a_recurring_run_starts_at_once_with_every_run_slot_taken(queues: 
     finally:
         await schedule.delete()
     await terminate_if_running(busy)
+
+
+async def test_firings_while_no_worker_runs_are_buffered_and_run_oldest_first_after(
+    queues: Queues,
+) -> None:
+    tenant, stack = queues.tenant, queues.stack
+    scheduled = transfers.create_transfer(
+        db=stack.db,
+        team_id=tenant.team_id,
+        user_id=tenant.user_id,
+        display_name="every two seconds",
+        source={"type": "demo", "rows_per_day": 1},
+        destination={"type": "sqlite"},
+        max_concurrent_runs=1,
+        schedule={"interval_seconds": 2},
+    )
+    assert scheduled.id is not None
+    transfer_id = scheduled.id
+    await temporal_schedules.sync(queues.client, queues.settings, stack.db, transfer_id)
+    schedule = queues.client.get_schedule_handle(temporal_schedules.schedule_id(transfer_id))
+    try:
+        # No worker serves this queue: the first firing's workflow waits, later ones buffer.
+        async def three_buffered() -> bool:
+            info = (await schedule.describe()).raw_description.info
+            return info.buffer_size >= 3
+
+        await wait_for_async(three_buffered, within=30)
+        assert tenant.runs(transfer_id) == []
+
+        queues.start_worker("back-again")
+
+        async def caught_up() -> list[dict[str, Any]] | None:
+            runs = await asyncio.to_thread(tenant.runs, transfer_id)
+            done = [run for run in runs if run["status"] == RunStatus.COMPLETED]
+            return runs if len(done) >= 4 else None  # the waiting one and three buffered
+
+        await wait_for_async(caught_up, within=60)
+    finally:
+        await schedule.delete()
+    runs = tenant.runs(transfer_id)
+    assert {run["type"] for run in runs} == {"Recurring"}
+    with stack.db.read() as session:
+        made = session.exec(
+            select(TransferRun)
+            .where(TransferRun.transfer_id == transfer_id)
+            .order_by(col(TransferRun.created_time))
+        ).all()
+    firings = [run.firing_time for run in made if run.firing_time is not None]
+    assert len(set(firings)) == len(firings) == len(made)  # each firing ran once
+    assert firings == sorted(firings)  # in the order they fired
+    assert [run.data_date for run in made] == [(f - timedelta(days=1)).date() for f in firings]
