@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cli import calendar, client, control
+from cli import calendar, client, control, transfers
 from cli.admin import admin
 from config import WORKER_QUEUES, get_settings
 
@@ -17,6 +17,7 @@ app.add_typer(admin, name="admin")
 client.register(app)
 control.register(app)
 calendar.register(app)
+transfers.register(app)
 
 
 @app.command()
