@@ -79,6 +79,10 @@ class FailRecurringRunInput:
     transfer_id: int
     firing_time: datetime
     message: str
+    # to record a firing no attempt ever made a run of (None in older workflows' inputs)
+    team_id: int | None = None
+    time_zone: str | None = None
+    data_date_offset_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from observability import worker_metrics as metrics
 from persistence import backfills, recurring_runs, runs
 from persistence.db import Database
 from persistence.errors import InvalidStateError, NotFoundError
+from recurring.spec import data_date_of_firing
 
 InputT = TypeVar("InputT", bound="_HasBackfill")
 R = TypeVar("R")
@@ -97,13 +98,23 @@ class RecordActivities:
 
     @activity.defn(name="fail_recurring_run")
     def fail_recurring_run(self, input: FailRecurringRunInput) -> None:
-        """A firing whose run failed after its retries: FAILED, with why (nothing when
-        no attempt ever made the run: then there is no record to keep)."""
+        """A firing whose run failed after its retries: FAILED, with why. A firing whose
+        every attempt failed before it made its run gets a FAILED run too, so that every
+        firing leaves its record (not from older workflows, whose input cannot say its date)."""
+        missing = None
+        if input.team_id is not None and input.time_zone is not None:
+            missing = recurring_runs.FiringRecord(
+                team_id=input.team_id,
+                data_date=data_date_of_firing(
+                    input.firing_time, input.time_zone, input.data_date_offset_days or 0
+                ),
+            )
         if recurring_runs.fail_recurring_run(
             db=self.db,
             transfer_id=input.transfer_id,
             firing_time=input.firing_time,
             message=input.message,
+            if_missing=missing,
         ):
             metrics.RUNS_FAILED.inc()
 

@@ -5,7 +5,7 @@ a firing's attempt is retried, or a firing is delivered again, it is one run. It
 through `runs.complete_run`, like a backfill run; there is no backfill counter to move.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -88,11 +88,26 @@ def _started(
     return StartedRun(run_id=run.id, transfer_id=run.transfer_id, attempt=attempt)
 
 
+@dataclass(frozen=True)
+class FiringRecord:
+    """What a firing's run is made of when no attempt made it."""
+
+    team_id: int
+    data_date: date
+
+
 def fail_recurring_run(
-    *, db: Database, transfer_id: int, firing_time: datetime, message: str
+    *,
+    db: Database,
+    transfer_id: int,
+    firing_time: datetime,
+    message: str,
+    if_missing: FiringRecord | None = None,
 ) -> bool:
-    """The firing's run, in any unfinished state -> FAILED; False if it had ended already
-    (or never began: a firing whose every attempt failed before it made its run)."""
+    """The firing's run, in any unfinished state -> FAILED; False if it had ended already.
+    A firing whose every attempt failed before it made its run gets its run, FAILED, when
+    `if_missing` says what it is (False without it: there is nothing to fail)."""
+    now = utcnow()
     with db.write() as session:
         failed = session.exec(
             update(TransferRun)
@@ -101,9 +116,26 @@ def fail_recurring_run(
                 col(TransferRun.firing_time) == firing_time,
                 col(TransferRun.status).in_(UNFINISHED_RUN_STATUSES),
             )
-            .values(status=RunStatus.FAILED, ended_time=utcnow(), message=message)
+            .values(status=RunStatus.FAILED, ended_time=now, message=message)
         )
-        return bool(failed.rowcount)
+        if failed.rowcount or if_missing is None:
+            return bool(failed.rowcount)
+        if _run_of_firing(session, transfer_id, firing_time, lock=False) is not None:
+            return False  # it had ended
+        session.add(
+            TransferRun(
+                team_id=if_missing.team_id,
+                transfer_id=transfer_id,
+                type=RunType.RECURRING,
+                data_date=if_missing.data_date,
+                firing_time=firing_time,
+                status=RunStatus.FAILED,
+                created_time=now,
+                ended_time=now,
+                message=message,
+            )
+        )
+        return True
 
 
 def get_run_of_firing(*, db: Database, transfer_id: int, firing_time: datetime) -> TransferRun:

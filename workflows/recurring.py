@@ -54,7 +54,14 @@ class RecurringRunWorkflow:
             message = describe_failure(err, policy.max_attempts)
             await workflow.execute_activity_method(
                 RecordActivities.fail_recurring_run,
-                FailRecurringRunInput(input.transfer_id, firing, message),
+                FailRecurringRunInput(
+                    input.transfer_id,
+                    firing,
+                    message,
+                    team_id=input.team_id,
+                    time_zone=input.time_zone,
+                    data_date_offset_days=input.data_date_offset_days,
+                ),
                 start_to_close_timeout=RECORD_TIMEOUT,
                 retry_policy=RECORD_RETRY,
                 task_queue=input.records_task_queue,

@@ -107,3 +107,26 @@ def test_a_firing_without_a_run_has_none_to_fail_or_find(owner: Owner) -> None:
     assert not fail(owner, "every attempt failed before it began")
     with pytest.raises(NotFoundError):
         of_firing(owner)
+
+
+def test_a_firing_no_attempt_made_a_run_of_gets_its_failed_run(owner: Owner) -> None:
+    missing = recurring_runs.FiringRecord(team_id=owner.team_id, data_date=LOADS)
+
+    assert recurring_runs.fail_recurring_run(
+        db=owner.db,
+        transfer_id=owner.transfer_id,
+        firing_time=FIRING,
+        message="the source never answered",
+        if_missing=missing,
+    )
+    run = of_firing(owner)
+    assert (run.type, run.status, run.data_date) == (RunType.RECURRING, RunStatus.FAILED, LOADS)
+    assert run.message == "the source never answered"
+    assert not recurring_runs.fail_recurring_run(
+        db=owner.db,
+        transfer_id=owner.transfer_id,
+        firing_time=FIRING,
+        message="again",
+        if_missing=missing,
+    )
+    assert begin(owner) is None  # and it never runs after

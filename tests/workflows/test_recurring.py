@@ -107,4 +107,13 @@ async def test_a_run_that_fails_is_recorded_failed_saying_why(
         await record_history(client, handle.id, "recurring-run-failed")
 
     assert outcome == RunOutcome.FAILED
-    assert record.failed == [FailRecurringRunInput(7, FIRING, "the source said no")]
+    assert record.failed == [
+        FailRecurringRunInput(
+            7,
+            FIRING,
+            "the source said no",
+            team_id=1,
+            time_zone="Europe/Berlin",
+            data_date_offset_days=1,
+        )
+    ]
