@@ -20,6 +20,7 @@ from temporalio.client import Client
 from api.errors import forbidden, too_many_requests, unauthorized
 from api.rate_limit import RateLimiter
 from api.schemas.common import MAX_INT
+from api.temporal import TemporalConnection
 from config import Settings
 from persistence import accounts
 from persistence.accounts import Caller
@@ -71,10 +72,17 @@ async def _temporal(request: Request) -> Client:
     return await request.app.state.temporal.client()
 
 
+async def _temporal_connection(request: Request) -> TemporalConnection:
+    connection: TemporalConnection = request.app.state.temporal
+    return connection
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DbDep = Annotated[Database, Depends(_db)]
 AsyncDbDep = Annotated[AsyncDatabase, Depends(_async_db)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
+# for a route that needs Temporal only sometimes (a transfer's schedule): `await .client()`
+TemporalConnectionDep = Annotated[TemporalConnection, Depends(_temporal_connection)]
 SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`")

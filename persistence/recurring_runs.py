@@ -36,6 +36,7 @@ def begin_recurring_run(
     for _ in range(2):  # a racing first attempt made it meanwhile: found the second time
         try:
             with db.write() as session:
+                runs.lock_pair(session.connection(), transfer_id=transfer_id, data_date=data_date)
                 run = _run_of_firing(session, transfer_id, firing_time)
                 if run is None:
                     run = TransferRun(
@@ -51,17 +52,27 @@ def begin_recurring_run(
                 started = _started(run, queued_time, attempt, external_id)
                 if started is None:
                     return None
-                session.flush()
-                writing = runs.take_partition(
-                    session.connection(),
-                    run_id=started.run_id,
-                    transfer_id=transfer_id,
-                    data_date=run.data_date,
-                )
-                return replace(started, writing=writing)
+                if run.writing_since is None and not _partition_held(session, run):
+                    run.writing_since = utcnow()
+                return replace(started, writing=run.writing_since is not None)
         except IntegrityError:
             continue
     raise RuntimeError(f"the run of transfer {transfer_id}'s firing at {firing_time} is missing")
+
+
+def _partition_held(session: Session, run: TransferRun) -> bool:
+    """Whether another RUNNING run of the run's transfer and date holds its partition (the
+    caller holds the date's lock, `runs.lock_pair`)."""
+    holder = session.exec(
+        select(TransferRun.id).where(
+            TransferRun.transfer_id == run.transfer_id,
+            TransferRun.data_date == run.data_date,
+            TransferRun.id != run.id,
+            TransferRun.status == RunStatus.RUNNING,
+            col(TransferRun.writing_since).is_not(None),
+        )
+    ).first()
+    return holder is not None
 
 
 def _run_of_firing(

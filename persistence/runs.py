@@ -11,10 +11,11 @@ complete_run and fail_run (`statements.LOCK_BACKFILL*`), begin_run while the bac
 yet RUNNING (`MARK_BACKFILL_RUNNING` comes first), and persistence.backfills' cancel_backfill
 and close_abandoned_backfill all do. A transaction that locks one run row and nothing after
 it (begin_run of a RUNNING backfill, record_attempt_error) waits for nothing while it holds
-that lock, so it cannot close a cycle either. A partition claim (`claim_partition`, also the
-end of begin_run) takes its (transfer, data_date) advisory lock last, after its own run's
-row, and the holder of that lock takes no other. On SQLite, `BEGIN IMMEDIATE` serializes
-writers (persistence/db.py).
+that lock, so it cannot close a cycle either. A partition claim (`claim_partition`, and the
+UPDATE of begin_run) takes its (transfer, data_date) advisory lock after the backfill row
+and before its run's row; no transaction takes two such locks, and no other writer waits for
+one while holding a run row, so no cycle can close through them either. On SQLite,
+`BEGIN IMMEDIATE` serializes writers (persistence/db.py).
 """
 
 from collections import defaultdict
@@ -225,16 +226,23 @@ def begin_run(
     }
     with db.write_connection() as connection:
         connection.execute(statements.MARK_BACKFILL_RUNNING, parameters)
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                statements.PAIR_LOCK_OF_BACKFILL,
+                {"p_backfill_id": backfill_id, "p_day": data_date.toordinal()},
+            )
         started = connection.execute(statements.START_RUN, parameters).first()
         if started is None:
             started = connection.execute(statements.RETRY_RUN, parameters).first()
         if started is None:
             return None
-        run_id, transfer_id = started
-        writing = take_partition(
-            connection, run_id=run_id, transfer_id=transfer_id, data_date=data_date
+        run_id, transfer_id, writing_since = started
+        return StartedRun(
+            run_id=run_id,
+            transfer_id=transfer_id,
+            attempt=attempt,
+            writing=writing_since is not None,
         )
-        return StartedRun(run_id=run_id, transfer_id=transfer_id, attempt=attempt, writing=writing)
 
 
 def claim_partition(*, db: Database, run_id: int, transfer_id: int, data_date: date) -> bool:
@@ -242,24 +250,19 @@ def claim_partition(*, db: Database, run_id: int, transfer_id: int, data_date: d
     another RUNNING run of the same transfer and date holds it. A run that could not take it
     when it began asks again until the holder has ended."""
     with db.write_connection() as connection:
-        connection.execute(statements.LOCK_RUN, {"p_run_id": run_id})
-        return take_partition(
-            connection, run_id=run_id, transfer_id=transfer_id, data_date=data_date
-        )
+        lock_pair(connection, transfer_id=transfer_id, data_date=data_date)
+        claimed = connection.execute(
+            statements.CLAIM_PARTITION, {"p_run_id": run_id, "p_now": utcnow()}
+        ).first()
+        return claimed is not None and claimed[0] is not None
 
 
-def take_partition(
-    connection: Connection, *, run_id: int, transfer_id: int, data_date: date
-) -> bool:
-    """`claim_partition` in the caller's transaction, which holds the run's row already."""
+def lock_pair(connection: Connection, *, transfer_id: int, data_date: date) -> None:
+    """Take the (transfer, data_date) lock a partition claim needs, before the run's row."""
     if connection.dialect.name == "postgresql":
         connection.execute(
             statements.PAIR_LOCK, {"p_transfer_id": transfer_id, "p_day": data_date.toordinal()}
         )
-    claimed = connection.execute(
-        statements.CLAIM_PARTITION, {"p_run_id": run_id, "p_now": utcnow()}
-    ).first()
-    return claimed is not None
 
 
 def complete_run(

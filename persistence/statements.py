@@ -7,7 +7,7 @@ expression building per call, so a transition costs one compiled-cache hit per s
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, func, select, update
+from sqlalchemy import Table, bindparam, case, exists, func, select, update
 
 from persistence.models import Backfill, TransferRun
 from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, BackfillStatus, RunStatus
@@ -41,6 +41,42 @@ MARK_BACKFILL_RUNNING = (
     .values(status=BackfillStatus.RUNNING, start_time=bindparam("p_now"))
 )
 
+# One writer per (transfer, data_date): a RUNNING run takes its date's partition
+# (`writing_since`) unless another RUNNING run of the same transfer and date holds it (a
+# backfill's run and a Recurring one). It is taken in the UPDATE that marks the run RUNNING,
+# never by a second UPDATE of the row: on PostgreSQL, updating a row this transaction already
+# updated runs its foreign-key checks (FOR KEY SHARE on the backfill row), which would wait
+# behind a cancel holding that row while the cancel waits for this run: a deadlock. The
+# caller first takes PAIR_LOCK (PostgreSQL), so two runs of one date cannot both see it free;
+# SQLite's writers are serialized already.
+_other = runs_table.alias("other_run")
+_PARTITION_HELD = exists().where(
+    _other.c.transfer_id == _runs.transfer_id,
+    _other.c.data_date == _runs.data_date,
+    _other.c.id != _runs.id,
+    _other.c.status == RunStatus.RUNNING,
+    _other.c.writing_since.is_not(None),
+)
+_CLAIMED = case(
+    (_PARTITION_HELD, _runs.writing_since),
+    else_=func.coalesce(_runs.writing_since, bindparam("p_now")),
+)
+PAIR_LOCK = select(func.pg_advisory_xact_lock(bindparam("p_transfer_id"), bindparam("p_day")))
+PAIR_LOCK_OF_BACKFILL = select(
+    func.pg_advisory_xact_lock(
+        select(_backfills.transfer_id)
+        .where(_backfills.id == bindparam("p_backfill_id"))
+        .scalar_subquery(),
+        bindparam("p_day"),
+    )
+)
+CLAIM_PARTITION = (
+    update(runs_table)
+    .where(_runs.id == bindparam("p_run_id"), _runs.status == RunStatus.RUNNING)
+    .values(writing_since=_CLAIMED)
+    .returning(_runs.writing_since)
+)
+
 START_RUN = (
     update(runs_table)
     .where(
@@ -54,8 +90,9 @@ START_RUN = (
         started_time=bindparam("p_now"),
         attempts=bindparam("p_attempt"),
         external_id=bindparam("p_external_id"),
+        writing_since=_CLAIMED,
     )
-    .returning(_runs.id, _runs.transfer_id)
+    .returning(_runs.id, _runs.transfer_id, _runs.writing_since)
 )
 
 RETRY_RUN = (
@@ -65,8 +102,12 @@ RETRY_RUN = (
         _runs.data_date == bindparam("p_data_date"),
         _runs.status == RunStatus.RUNNING,
     )
-    .values(attempts=bindparam("p_attempt"), external_id=bindparam("p_external_id"))
-    .returning(_runs.id, _runs.transfer_id)
+    .values(
+        attempts=bindparam("p_attempt"),
+        external_id=bindparam("p_external_id"),
+        writing_since=_CLAIMED,
+    )
+    .returning(_runs.id, _runs.transfer_id, _runs.writing_since)
 )
 
 COMPLETE_RUN = (
@@ -119,28 +160,3 @@ def count_parameters(
         "p_failed": failed,
         "p_cancelled": cancelled,
     }
-
-
-# One writer per (transfer, data_date): a RUNNING run takes its date's partition unless another
-# RUNNING run of the same transfer and date holds it (a backfill's run and a Recurring one).
-# On PostgreSQL the caller first takes PAIR_LOCK, so two claims of one date cannot both see
-# it free; SQLite's writers are serialized already.
-_other = runs_table.alias("other_run")
-CLAIM_PARTITION = (
-    update(runs_table)
-    .where(
-        _runs.id == bindparam("p_run_id"),
-        _runs.status == RunStatus.RUNNING,
-        ~exists().where(
-            _other.c.transfer_id == _runs.transfer_id,
-            _other.c.data_date == _runs.data_date,
-            _other.c.id != _runs.id,
-            _other.c.status == RunStatus.RUNNING,
-            _other.c.writing_since.is_not(None),
-        ),
-    )
-    .values(writing_since=func.coalesce(_runs.writing_since, bindparam("p_now")))
-    .returning(_runs.id)
-)
-LOCK_RUN = select(_runs.id).where(_runs.id == bindparam("p_run_id")).with_for_update()
-PAIR_LOCK = select(func.pg_advisory_xact_lock(bindparam("p_transfer_id"), bindparam("p_day")))

@@ -1,9 +1,12 @@
 """Transfers: the service's own schema of what a backfill moves."""
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from api.deps import (
     AsyncDbDep,
@@ -11,7 +14,7 @@ from api.deps import (
     ReadAccess,
     SettingsDep,
     TeamId,
-    TemporalDep,
+    TemporalConnectionDep,
     TransferId,
     WriteAccess,
 )
@@ -61,7 +64,7 @@ async def create_transfer(
     caller: WriteAccess,
     database: AsyncDbDep,
     settings: SettingsDep,
-    temporal: TemporalDep,
+    temporal: TemporalConnectionDep,
 ) -> Envelope[TransferOut]:
     source, source_problem = _parse(parse_source, body.source)
     destination, destination_problem = _parse(parse_destination, body.destination)
@@ -69,7 +72,7 @@ async def create_transfer(
         problems = "; ".join(p for p in (source_problem, destination_problem) if p)
         raise unprocessable(f"the transfer configuration is invalid: {problems}")
     _refuse_service_databases(source, destination, settings)
-    _refuse_short_intervals(body.schedule, settings)
+    schedule = _checked_schedule(body.schedule, settings)
     transfer = await database.run(
         lambda db: transfers.create_transfer(
             db=db,
@@ -80,7 +83,7 @@ async def create_transfer(
             destination=destination.model_dump(mode="json"),
             max_concurrent_runs=body.max_concurrent_runs or settings.default_max_concurrent_runs,
             max_failed_runs=body.max_failed_runs,
-            schedule=body.schedule.model_dump(mode="json") if body.schedule else None,
+            schedule=schedule.model_dump(mode="json") if schedule else None,
         )
     )
     return ok(await schedule_now(transfer, database, temporal, settings))
@@ -107,7 +110,7 @@ async def get_transfer(
     transfer_id: TransferId,
     _: ReadAccess,
     database: AsyncDbDep,
-    temporal: TemporalDep,
+    temporal: TemporalConnectionDep,
 ) -> Envelope[TransferOut]:
     transfer = await database.run(
         lambda db: transfers.get_team_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
@@ -133,10 +136,9 @@ async def update_transfer(
     caller: WriteAccess,
     database: AsyncDbDep,
     settings: SettingsDep,
-    temporal: TemporalDep,
+    temporal: TemporalConnectionDep,
 ) -> Envelope[TransferOut]:
-    _refuse_short_intervals(body.schedule, settings)
-    change = body.change(caller.user_id)
+    change = body.change(caller.user_id, _checked_schedule(body.schedule, settings))
     transfer = await database.run(
         lambda db: schedules.change_schedule(
             db=db, team_id=team_id, transfer_id=transfer_id, change=change
@@ -160,7 +162,7 @@ async def delete_transfer(
     _: WriteAccess,
     database: AsyncDbDep,
     settings: SettingsDep,
-    temporal: TemporalDep,
+    temporal: TemporalConnectionDep,
 ) -> Envelope[TransferOut]:
     transfer = await database.run(
         lambda db: transfers.can_remove_transfer(db=db, team_id=team_id, transfer_id=transfer_id)
@@ -190,10 +192,27 @@ def _refuse_service_databases(
             ) from None
 
 
-def _refuse_short_intervals(schedule: Schedule | None, settings: Settings) -> None:
+def _checked_schedule(spec: dict[str, Any] | None, settings: Settings) -> Schedule | None:
+    """The request's schedule, checked as tenant input; 422 naming every problem."""
+    if spec is None:
+        return None
+    try:  # strictly as JSON: a `true` is no number, `"daily"` names the enum
+        schedule = Schedule.model_validate_json(json.dumps(spec), strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise unprocessable(f"the schedule is invalid: {problems}") from None
     shortest = settings.schedule_min_interval_seconds
-    if schedule and schedule.interval_seconds and schedule.interval_seconds < shortest:
-        raise unprocessable(f"schedule.interval_seconds must be at least {shortest}")
+    if schedule.interval_seconds and schedule.interval_seconds < shortest:
+        raise unprocessable(
+            f"the schedule is invalid: interval_seconds must be at least {shortest}"
+        )
+    return schedule
+
+
+def _problem(error: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def _parse(

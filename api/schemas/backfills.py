@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from api.schemas.common import MAX_INT, IsoDate, UtcTimestamp
+from api.schemas.common import MAX_INT, IsoDate, JsonInteger, UtcTimestamp
 from persistence.models import Backfill, RunOrder
 from persistence.runs import RunError
 from statuses import BackfillStatus
@@ -84,14 +84,11 @@ class UpdateBackfillRequest(BaseModel):
     paused_reason: Annotated[str, Field(min_length=1, max_length=500)] | SkipJsonSchema[None] = (
         Field(None, description="Why, shown with the pause.")
     )
-    max_concurrent_runs: Annotated[int, Field(ge=1, le=500)] | SkipJsonSchema[None] = Field(
-        None, description="The new cap on runs in flight, from the next start on."
+    max_concurrent_runs: Annotated[int, Field(ge=1, le=500), JsonInteger] | SkipJsonSchema[None] = (
+        Field(None, description="The new cap on runs in flight, from the next start on.")
     )
-    max_failed_runs: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_INT,
-        description="The failure budget: pause once this many runs failed; null: none.",
+    max_failed_runs: Annotated[int, Field(ge=1, le=MAX_INT), JsonInteger] | None = Field(
+        None, description="The failure budget: pause once this many runs failed; null: none."
     )
 
     @model_validator(mode="after")

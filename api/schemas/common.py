@@ -26,3 +26,15 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def json_integer(value: object) -> object:
+    """A JSON Schema integer: 384 or 384.0, never `true` (a strict model's ints)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInteger = BeforeValidator(json_integer)  # after the int's Field(...), so its bounds show

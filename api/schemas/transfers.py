@@ -1,22 +1,50 @@
 """Request and response shapes of the transfer endpoints (the service's own schema)."""
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.schemas.common import MAX_INT, UtcTimestamp
 from connectors.masking import masked
 from persistence.models import Transfer
 from persistence.schedules import ScheduleChange
-from recurring.spec import Schedule
+from recurring.spec import MAX_INTERVAL_SECONDS, MAX_OFFSET_DAYS, Schedule
 
 _SCHEDULE = (
     "When the transfer runs by itself, each firing making one `Recurring` run: `cron` (five "
     "fields), `every` (`daily` at `hour`:`minute`, `hourly` at `minute`) or "
     "`interval_seconds`, in `time_zone` (IANA, default UTC). Each run loads the day "
-    "`data_date_offset_days` (default 1) before its scheduled time in that zone."
+    "`data_date_offset_days` (default 1) before its scheduled time in that zone. Checked "
+    "when saved: a spec that is not clear (two kinds at once, an unknown zone, a cron value "
+    "out of range) answers 422 saying why."
 )
+
+
+def _nullable_int(lowest: int, highest: int) -> dict[str, Any]:
+    return {"anyOf": [{"type": "integer", "minimum": lowest, "maximum": highest}, {"type": "null"}]}
+
+
+# The shape of a schedule a request may carry. Its rules beyond shape (one kind of spec, a
+# known zone, cron values in range) are checked by recurring.spec.Schedule in the route, and
+# answer 422: a JSON schema cannot say them.
+_SCHEDULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "cron": {"anyOf": [{"type": "string", "maxLength": 100}, {"type": "null"}]},
+        "every": {"anyOf": [{"enum": ["daily", "hourly"]}, {"type": "null"}]},
+        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+        "minute": {"type": "integer", "minimum": 0, "maximum": 59},
+        "interval_seconds": _nullable_int(1, MAX_INTERVAL_SECONDS),
+        "time_zone": {"type": "string", "maxLength": 64},
+        "data_date_offset_days": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET_DAYS},
+    },
+    "description": _SCHEDULE,
+    "examples": [{"cron": "0 2 * * *", "time_zone": "Europe/Berlin"}],
+}
+ScheduleSpec = Annotated[dict[str, Any], WithJsonSchema(_SCHEDULE_SCHEMA)]
 
 
 class CreateTransferRequest(BaseModel):
@@ -46,7 +74,28 @@ class CreateTransferRequest(BaseModel):
         description="The default failure budget of its backfills: a backfill pauses itself "
         "once this many of its runs have failed. Absent: none.",
     )
-    schedule: Schedule | None = Field(default=None, description=_SCHEDULE)
+    schedule: ScheduleSpec | None = Field(default=None, description="null or absent: none.")
+
+
+def _one_kind_of_change_schema(schema: dict[str, Any]) -> None:
+    """What the validator below checks, said in the OpenAPI document too."""
+    schema["minProperties"] = 1
+    schema["anyOf"] = [{"required": ["schedule"]}, {"required": ["schedule_paused"]}]
+    schema["allOf"] = [
+        {
+            "if": {"required": ["schedule_paused_reason"]},
+            "then": {
+                "required": ["schedule_paused"],
+                "properties": {"schedule_paused": {"const": True}},
+            },
+        }
+    ]
+    schema["examples"] = [
+        {"schedule": {"cron": "0 2 * * *", "time_zone": "Europe/Berlin"}},
+        {"schedule_paused": True, "schedule_paused_reason": "source migration"},
+        {"schedule_paused": False},
+        {"schedule": None},
+    ]
 
 
 class UpdateTransferRequest(BaseModel):
@@ -54,20 +103,18 @@ class UpdateTransferRequest(BaseModel):
     else `schedule_paused` pauses (true, with an optional reason) or resumes (false) it."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"schedule": {"cron": "0 2 * * *", "time_zone": "Europe/Berlin"}},
-                {"schedule_paused": True, "schedule_paused_reason": "source migration"},
-                {"schedule_paused": False},
-                {"schedule": None},
-            ]
-        },
+        strict=True, extra="forbid", json_schema_extra=_one_kind_of_change_schema
     )
 
-    schedule: Schedule | None = Field(default=None, description=_SCHEDULE + " null: remove it.")
-    schedule_paused: bool | None = Field(default=None, description="true pauses, false resumes")
-    schedule_paused_reason: str | None = Field(default=None, min_length=1, max_length=500)
+    schedule: ScheduleSpec | None = Field(
+        default=None, description="The new schedule; null removes it."
+    )
+    schedule_paused: bool | SkipJsonSchema[None] = Field(
+        default=None, description="true pauses, false resumes"
+    )
+    schedule_paused_reason: (
+        Annotated[str, Field(min_length=1, max_length=500)] | SkipJsonSchema[None]
+    ) = Field(default=None, description="Why, shown with the pause.")
 
     @model_validator(mode="after")
     def _something_to_change(self) -> Self:
@@ -79,11 +126,12 @@ class UpdateTransferRequest(BaseModel):
             raise ValueError("`schedule_paused_reason` goes with `schedule_paused: true`")
         return self
 
-    def change(self, user_id: int) -> ScheduleChange:
+    def change(self, user_id: int, schedule: Schedule | None) -> ScheduleChange:
+        """The change, with `schedule` the request's, checked."""
         reason = self.schedule_paused_reason or f"paused by user {user_id}"
         return ScheduleChange(
             replace="schedule" in self.model_fields_set,
-            schedule=self.schedule.model_dump(mode="json") if self.schedule else None,
+            schedule=schedule.model_dump(mode="json") if schedule else None,
             paused=self.schedule_paused,
             paused_reason=reason if self.schedule_paused else None,
         )

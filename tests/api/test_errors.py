@@ -403,7 +403,7 @@ def test_an_unknown_route_is_not_found_with_the_envelope(tenant: Tenant, path: s
         ("PUT", "/teams/{team}/backfills/1"),
         ("DELETE", "/teams/{team}/backfills/1"),
         ("GET", "/teams/{team}/transfers/1/backfills"),
-        ("PATCH", "/teams/{team}/transfers/1"),
+        ("PUT", "/teams/{team}/transfers/1"),
         ("POST", "/teams/{team}/transfer_runs/1"),
     ],
 )

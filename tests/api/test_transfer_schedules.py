@@ -182,13 +182,16 @@ def test_a_schedule_firing_every_few_seconds_makes_recurring_runs_of_the_day_bef
     ("body", "status", "says"),
     [
         ({}, 400, "give `schedule`"),
-        ({"schedule": {"cron": "0 25 * * *"}}, 400, "hour '25' is outside 0..23"),
-        ({"schedule": {"cron": "0 2 * * *", "time_zone": "../etc"}}, 400, "not a time zone"),
+        ({"schedule": {"cron": "0 25 * * *"}}, 422, "hour '25' is outside 0..23"),
+        ({"schedule": {"cron": "0 2 * * *", "time_zone": "../etc"}}, 422, "not a time zone"),
+        ({"schedule": {"every": "daily", "cron": "0 2 * * *"}}, 422, "exactly one of"),
+        ({"schedule": {"every": "weekly"}}, 422, "every: Input should be 'daily' or 'hourly'"),
         ({"schedule_paused": None}, 400, "true or false"),
         ({"schedule_paused_reason": "x"}, 400, "give `schedule`"),
         ({"schedule_paused": False, "schedule_paused_reason": "x"}, 400, "goes with"),
         ({"display_name": "new"}, 400, "display_name"),
         ({"schedule": {"interval_seconds": 1}}, 422, "at least 2"),
+        ({"schedule": {"cron": "0 2 * * *", "start": "now"}}, 422, "start: Extra inputs"),
         ({"schedule_paused": True}, 422, "no schedule to pause"),
     ],
 )
