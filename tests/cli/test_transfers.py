@@ -53,7 +53,8 @@ def test_a_daily_spec_and_its_mistakes(tenant: Tenant, cwd: Path) -> None:
     assert "daily at 04:15 in UTC" in daily.stdout, daily.stderr
     assert_clean_failure(both)
     assert "give one of --cron, --daily-at and --every-seconds" in both.stderr
-    assert_api_error(bad_zone, "BAD_REQUEST")
+    assert_api_error(bad_zone, "UNPROCESSABLE_ENTITY")
+    assert "unknown time zone 'Nowhere/Land'" in bad_zone.stderr
     assert_api_error(no_schedule, "UNPROCESSABLE_ENTITY")
 
 
