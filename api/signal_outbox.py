@@ -1,9 +1,11 @@
 """Sending the outbox's signals (persistence/outbox.py) to the backfill workflows.
 
-A route that changed a backfill sends that backfill's queued signals right after its
-commit; `keep_sending` (a task of the API's lifespan) sends again whatever Temporal did
-not take, so a change the database accepted always reaches its workflow once Temporal is
-back, whichever API process made it and even if that process died after its commit.
+A route that changed a backfill starts sending that backfill's queued signals right after
+its commit (`send_soon`) and answers without waiting for Temporal: the answer depends on the
+database alone, and a slow or unreachable Temporal delays no change. `keep_sending` (a task
+of the API's lifespan) sends again whatever Temporal did not take, so a change the database
+accepted always reaches its workflow once Temporal is back, whichever API process made it
+and even if that process died after its commit.
 """
 
 import asyncio
@@ -41,6 +43,26 @@ async def send_signals(
             return sent
         await database.run(partial(_sent, signal.id))
     return len(due)
+
+
+_sending: set["asyncio.Task[None]"] = set()  # held until done, so none is collected midway
+
+
+def send_soon(database: AsyncDatabase, connection: TemporalConnection, backfill_id: int) -> None:
+    """Send the backfill's queued signals now, beside the answer; what Temporal does not
+    take stays queued for `keep_sending`."""
+    task = asyncio.create_task(_send_quietly(database, connection, backfill_id))
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+
+
+async def _send_quietly(
+    database: AsyncDatabase, connection: TemporalConnection, backfill_id: int
+) -> None:
+    try:
+        await send_signals(database, await connection.client(), backfill_id=backfill_id)
+    except Exception as exc:  # the outbox keeps them: keep_sending tries again
+        log.warning("signals to backfill %s wait in the outbox: %s", backfill_id, exc)
 
 
 async def keep_sending(

@@ -1,6 +1,5 @@
 """Backfills: create, read, list the incomplete ones, cancel."""
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Response
@@ -17,6 +16,7 @@ from api.deps import (
     ReadAccess,
     SettingsDep,
     TeamId,
+    TemporalConnectionDep,
     TemporalDep,
     TransferId,
     WriteAccess,
@@ -30,7 +30,8 @@ from api.schemas.backfills import (
     RetryBackfillRequest,
     UpdateBackfillRequest,
 )
-from api.signal_outbox import send_signals
+from api.signal_outbox import send_signals, send_soon
+from api.temporal import TemporalConnection
 from config import Settings
 from persistence import backfills, transfers
 from persistence.db import Database
@@ -192,8 +193,10 @@ async def cancel_backfill(
     body: UpdateBackfillRequest,
     caller: WriteAccess,
     database: AsyncDbDep,
-    temporal: TemporalDep,
+    temporal: TemporalConnectionDep,
 ) -> Envelope[BackfillOut]:
+    """Answers at the commit: the workflow's signal goes beside the answer (send_soon), and
+    the outbox sends it again until Temporal takes it."""
     if not body.is_cancel:
         return await _change_control(team_id, backfill_id, body, caller.user_id, database, temporal)
     cancelled = await database.run(
@@ -205,10 +208,8 @@ async def cancel_backfill(
             signal_workflow=True,
         )
     )
-    _, report = await asyncio.gather(
-        send_signals(database, temporal, backfill_id=backfill_id),
-        database.run(lambda db: _with_reports(db, [cancelled])),
-    )
+    send_soon(database, temporal, backfill_id)
+    report = await database.run(lambda db: _with_reports(db, [cancelled]))
     return ok(report[0])
 
 
@@ -218,10 +219,10 @@ async def _change_control(
     body: UpdateBackfillRequest,
     user_id: int,
     database: AsyncDatabase,
-    temporal: Client,
+    temporal: TemporalConnection,
 ) -> Envelope[BackfillOut]:
     """The record and the signals telling the workflow, in one transaction; then the
-    signals are sent (those Temporal does not take now, the outbox sends again)."""
+    signals go beside the answer (those Temporal does not take now, the outbox sends again)."""
     reason = (body.paused_reason or f"paused by user {user_id}") if body.paused else None
     changed = await database.run(
         lambda db: backfills.change_control(
@@ -236,7 +237,7 @@ async def _change_control(
             signal_workflow=True,
         )
     )
-    await send_signals(database, temporal, backfill_id=backfill_id)
+    send_soon(database, temporal, backfill_id)
     report = await database.run(lambda db: _with_reports(db, [changed]))
     return ok(report[0])
 

@@ -4,6 +4,7 @@ change and its queued signal are in the database; any API process sends it)."""
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from api.signal_outbox import send_signals
 from persistence import backfills, outbox
 from persistence.models import QueuedSignal
 from temporal_client import workflow_id
+from tests.api.test_ambiguous_start import api_of_its_own
 from tests.api.test_backfill_control import SLOW, cancel_at_end
 from tests.conftest import QUIET_NAMESPACE
 from tests.persistence.test_backfills import Owner
@@ -93,3 +95,37 @@ async def test_a_change_committed_by_an_api_that_died_is_sent_by_another(
     )
     assert progress["paused_reason"] == "committed, then the API died"
     assert outbox.pending_signal_count(db=stack.db, backfill_id=backfill_id) == 0
+
+
+def test_a_cancel_answers_at_its_commit_while_temporal_holds_its_answers(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The PATCH answers from the database alone: when its answer arrives, the cancel's
+    signal is still queued and not yet tried (Temporal has not answered the send), and the
+    workflow still gets it."""
+    with (
+        silenceable_proxy(stack.temporal_address) as proxy,
+        api_of_its_own(stack, tmp_path, BACKFILLS_TEMPORAL_ADDRESS=proxy.address) as tenant,
+    ):
+        transfer_id = tenant.create_transfer(max_concurrent_runs=1, **SLOW)
+        backfill_id = tenant.create_backfill(transfer_id, "2024-06-01", "2024-06-20")[
+            "transfer_backfill_id"
+        ]
+        wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 1)
+
+        proxy.silent.set()
+        try:
+            cancelled = tenant.cancel(backfill_id)
+            with stack.db.read() as session:
+                queued = session.exec(
+                    select(QueuedSignal).where(col(QueuedSignal.backfill_id) == backfill_id)
+                ).all()
+        finally:
+            proxy.silent.clear()
+
+        assert cancelled["status"] == "CANCELLED"
+        assert [(signal.name, signal.attempts) for signal in queued] == [("cancel", 0)]
+        wait_for(lambda: tenant.backfill(backfill_id)["transfer_runs_running"] == 0, timeout=60)
+        drained = tenant.backfill(backfill_id)
+    assert drained["transfer_runs_completed"] + drained["transfer_runs_cancelled"] == 20
+    wait_for(lambda: outbox.pending_signal_count(db=stack.db, backfill_id=backfill_id) == 0)
