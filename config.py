@@ -59,6 +59,16 @@ class Settings(BaseSettings):
         "past that, its requests answer 429 before any database lookup.",
     )
     auth_failures_burst: int = Field(default=20, ge=1)
+    rate_limit_url: str = Field(
+        default="",
+        description="Where the API processes keep both rate limits, shared by all that use "
+        "the same: empty, a SQLite file in the data directory (the API processes of this "
+        "machine); `database`, the service database; `redis://host:port/db`, a Redis server; "
+        "`memory`, each process its own.",
+    )
+    api_processes: int = Field(
+        default=1, ge=1, le=64, description="API processes `backfills api` serves on its port."
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     max_range_days: int = Field(default=36_600, ge=1)

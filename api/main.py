@@ -13,7 +13,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
 from api.openapi import install_openapi
-from api.rate_limit import RateLimiter
+from api.rate_limit import rate_limiters
 from api.request_context import RequestContextMiddleware
 from api.routers import (
     backfill_dates,
@@ -45,14 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings.resolved_database_url)
         app.state.secret_box = load_secret_box(settings)
         app.state.temporal = TemporalConnection(settings)
-        # both per process (see api/rate_limit.py): per token digest, and per client address
-        # for failed authentications (see api/deps.py)
-        app.state.rate_limiter = RateLimiter(
-            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-        )
-        app.state.auth_failure_limiter = RateLimiter(
-            per_minute=settings.auth_failures_per_minute, burst=settings.auth_failures_burst
-        )
+        # per token digest, and per client address for failed authentications (api/deps.py)
+        app.state.rate_limiter, app.state.auth_failure_limiter = rate_limiters(settings)
         if not await app.state.temporal.is_reachable():
             log.warning("Temporal is not reachable yet; backfill writes answer 503 until it is")
         outbox = asyncio.create_task(

@@ -49,9 +49,10 @@ def api() -> None:
     # Uvicorn's records go through our handler (log_config=None); the API logs each request
     # itself, with its request id, so uvicorn's access log would only repeat it.
     uvicorn.run(
-        "api.main:app",
+        "api.served:app",
         host=settings.api_host,
         port=settings.api_port,
+        workers=settings.api_processes,
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=False,

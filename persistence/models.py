@@ -239,3 +239,16 @@ class TeamSecret(SQLModel, table=True):
     created_user_id: int | None = None
     updated_time: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_user_id: int | None = None
+
+
+class RateBucket(SQLModel, table=True):
+    """One key's token bucket of one rate limit, shared by the API processes that keep
+    their limits in this database (see persistence/rate_limits.py)."""
+
+    __tablename__ = "rate_buckets"
+
+    scope: str = Field(primary_key=True)  # which limit: "token" or "auth_failure"
+    key: str = Field(primary_key=True)  # a token's digest, or a client address
+    tokens: float  # left after the last request
+    updated: float  # when (seconds since the epoch, the taking process's clock)
+    allowed: bool  # whether the last request was let through

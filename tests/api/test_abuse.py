@@ -5,6 +5,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cryptography.fernet import Fernet
 
 from cli.devserver import free_port
 from persistence import accounts
+from tests.api.test_rate_limit import REDIS_URL, redis_answers
 from tests.support import Stack, Tenant, assert_error, bearer, new_tenant, spawn, stop, wait_for
 
 FAILURE_BUDGET = 5  # BACKFILLS_AUTH_FAILURES_BURST of the APIs below; refills 1 a minute
@@ -21,9 +23,12 @@ FAILURE_BUDGET = 5  # BACKFILLS_AUTH_FAILURES_BURST of the APIs below; refills 1
 
 @contextmanager
 def _api_process(env: dict[str, str], logs: Path) -> Iterator[str]:
-    """An API process of its own on a free port; yields its base URL (without `/v1`)."""
+    """An API process of its own on a free port, with rate limits of its own unless `env`
+    names their store; yields its base URL (without `/v1`)."""
     port = free_port()
-    process = spawn(["api"], {**env, "BACKFILLS_API_PORT": str(port)}, logs / f"api-{port}.log")
+    own_limits = {"BACKFILLS_RATE_LIMIT_URL": f"sqlite:///{logs / f'rate-limits-{port}.db'}"}
+    env = {**own_limits, **env, "BACKFILLS_API_PORT": str(port)}
+    process = spawn(["api"], env, logs / f"api-{port}.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(base + "/healthz"), timeout=60)
@@ -80,6 +85,13 @@ def api_without_database(temporal_address: str, tmp_path: Path) -> Iterator[str]
     }
     with _api_process(env, tmp_path) as base:
         yield base + "/v1"
+
+
+def _spawned_children(pid: int) -> list[str]:
+    """The command lines of the processes `pid` spawned through multiprocessing."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    lines = [Path(f"/proc/{child}/cmdline").read_bytes().decode() for child in children]
+    return [line for line in lines if "spawn_main" in line]
 
 
 def _answers(url: str) -> bool:
@@ -240,3 +252,64 @@ def test_no_token_lookup_is_made_once_the_address_or_the_token_is_over_its_limit
     # A fresh token would reach the lookup (503); blocked, it gets 429 without one.
     _assert_too_many(httpx.get(path, headers=bearer(_unknown_token())))
     _assert_too_many(httpx.get(path))
+
+
+@pytest.fixture(params=["sqlite-file", "redis"])
+def limits_store(request: pytest.FixtureRequest, stack: Stack) -> str:
+    """Where two API processes keep their rate limits: the embedded default's file in the
+    data directory they share, or Redis."""
+    if request.param == "redis":
+        if not redis_answers():
+            pytest.skip(f"no Redis answers at {REDIS_URL}")
+        return REDIS_URL  # each test's tenant is new: its token's bucket too
+    return ""
+
+
+def test_two_api_processes_give_a_token_its_burst_once(
+    stack: Stack, tenant: Tenant, limits_store: str, tmp_path: Path
+) -> None:
+    env = {
+        **stack.env,
+        "BACKFILLS_DATA_DIR": str(tmp_path),
+        "BACKFILLS_RATE_LIMIT_URL": limits_store,
+        "BACKFILLS_RATE_LIMIT_PER_MINUTE": "1",
+        "BACKFILLS_RATE_LIMIT_BURST": "5",
+    }
+    with _api_process(env, tmp_path) as one, _api_process(env, tmp_path) as other:
+        path = f"/v1/teams/{tenant.team_id}/backfills"
+        answers = [
+            httpx.get(base + path, headers=bearer(tenant.token)) for base in [one, other] * 6
+        ]
+
+    assert [answer.status_code for answer in answers].count(200) == 5
+    for refused in answers[5:]:
+        _assert_too_many(refused)
+
+
+def test_api_processes_serve_one_port_with_one_limit(
+    stack: Stack, tenant: Tenant, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **stack.env,
+        "BACKFILLS_DATA_DIR": str(tmp_path),
+        "BACKFILLS_API_PORT": str(port),
+        "BACKFILLS_API_PROCESSES": "2",
+        "BACKFILLS_RATE_LIMIT_PER_MINUTE": "1",
+        "BACKFILLS_RATE_LIMIT_BURST": "5",
+    }
+    process = spawn(["api"], env, tmp_path / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(base + "/healthz"), timeout=60)
+        served_by = _spawned_children(process.pid)
+        path = f"{base}/v1/teams/{tenant.team_id}/backfills"
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(
+                pool.map(lambda _: httpx.get(path, headers=bearer(tenant.token)), range(20))
+            )
+    finally:
+        stop(process)
+
+    assert len(served_by) == 2, served_by
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [429] * 15
