@@ -3,6 +3,7 @@ flight, effective cap and estimated end, for any number of backfills in a bounde
 queries, one per kind: error reports, runs in flight, the transfers' caps, the backfills'
 latest run durations, and their transfers' for those that have none yet."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from api.estimates import RECENT_RUNS, estimated_end_time
@@ -37,6 +38,26 @@ def backfill_views(db: Database, found: list[Backfill]) -> list[BackfillOut]:
         )
         for b in found
     ]
+
+
+def backfill_views_in_chunks(
+    db: Database, found: list[Backfill], *, max_errors: int = 20_000, max_backfills: int = 100
+) -> Iterator[list[BackfillOut]]:
+    """`backfill_views` of `found`, a few at a time: as many as hold about `max_errors`
+    error-report entries (one backfill at least), so a list of large reports is never
+    all in memory at once."""
+    chunk: list[Backfill] = []
+    errors = 0
+    for backfill in found:
+        if chunk and (
+            len(chunk) == max_backfills or errors + backfill.transfer_runs_failed > max_errors
+        ):
+            yield backfill_views(db, chunk)
+            chunk, errors = [], 0
+        chunk.append(backfill)
+        errors += backfill.transfer_runs_failed
+    if chunk:
+        yield backfill_views(db, chunk)
 
 
 def remaining_runs(backfill: Backfill) -> int:

@@ -1,7 +1,10 @@
 """The response envelopes every endpoint answers with, and their OpenAPI descriptions."""
 
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.request_context import current_request_id
@@ -42,6 +45,25 @@ class ErrorEnvelope(BaseModel):
 
 def ok(data: DataT) -> Envelope[DataT]:
     return Envelope[DataT](meta=Meta(request_id=current_request_id()), data=data)
+
+
+def ok_streamed(chunks: Iterator[Sequence[BaseModel]]) -> StreamingResponse:
+    """`ok(list)` for a list too large to hold: the same JSON, written a chunk of items at a
+    time. The first chunk is made before the answer starts, so a failure there still
+    answers its error; a later one cuts the answer short (the client sees invalid JSON)."""
+    first = next(chunks, [])
+    meta = Meta(request_id=current_request_id()).model_dump_json()
+
+    def body() -> Iterator[bytes]:
+        yield f'{{"meta":{meta},"data":['.encode()
+        separator = b""
+        for chunk in itertools.chain([first], chunks):
+            for item in chunk:
+                yield separator + item.model_dump_json().encode()
+                separator = b","
+        yield b"]}"
+
+    return StreamingResponse(body(), media_type="application/json")
 
 
 ERROR_CODES = {

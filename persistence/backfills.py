@@ -330,7 +330,10 @@ def latest_backfill(*, db: Database, team_id: int, transfer_id: int) -> Backfill
     return backfill
 
 
-def list_incomplete_backfills(*, db: Database, team_id: int) -> list[Backfill]:
+def list_incomplete_backfills(
+    *, db: Database, team_id: int, limit: int | None = None, offset: int = 0
+) -> list[Backfill]:
+    """The team's incomplete backfills, newest first (all, or `limit` after `offset`)."""
     with db.read() as session:
         query = (
             select(Backfill)
@@ -339,6 +342,8 @@ def list_incomplete_backfills(*, db: Database, team_id: int) -> list[Backfill]:
                 col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
             )
             .order_by(col(Backfill.created_time).desc(), col(Backfill.id).desc())
+            .offset(offset)
+            .limit(limit)
         )
         return list(session.exec(query))
 

@@ -22,9 +22,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
+    JSON,
     CompoundSelect,
     Connection,
     CursorResult,
@@ -36,9 +37,11 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    type_coerce,
     update,
 )
 from sqlalchemy import select as sql_select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -64,9 +67,10 @@ class SortDirection(StrEnum):
     DESC = "DESC"
 
 
-@dataclass(frozen=True)
-class RunError:
-    transfer_run_date: date
+class RunError(TypedDict):
+    """One entry of a backfill's error report, as JSON has it."""
+
+    transfer_run_date: str  # YYYY-MM-DD
     error: str
 
 
@@ -355,26 +359,40 @@ def with_runs_in_flight(
 
 def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:
     """Failed current runs per backfill, by date (a retried date's earlier failures are
-    history, listed with the runs, not errors of today): one query for any number of them."""
-    reports: dict[int, list[RunError]] = defaultdict(list)
+    history, listed with the runs, not errors of today): one query for any number of them.
+
+    The database writes each backfill's report as one JSON array, which Python reads in one
+    call: a team's reports may hold tens of thousands of entries, too many to loop over."""
     if not backfill_ids:
-        return reports
-    with db.read() as session:
-        rows = session.exec(
-            select(
-                col(TransferRun.backfill_id), col(TransferRun.data_date), col(TransferRun.message)
-            )
-            .where(
-                col(TransferRun.backfill_id).in_(backfill_ids),
-                TransferRun.status == RunStatus.FAILED,
-                col(TransferRun.superseded_time).is_(None),  # a retried date's current run only
-            )
-            .order_by(col(TransferRun.data_date))
+        return {}
+    failed = (
+        sql_select(
+            col(TransferRun.backfill_id), col(TransferRun.data_date), col(TransferRun.message)
         )
-        for backfill_id, data_date, message in rows:
-            assert backfill_id is not None
-            reports[backfill_id].append(RunError(transfer_run_date=data_date, error=message))
-    return reports
+        .where(
+            col(TransferRun.backfill_id).in_(backfill_ids),
+            col(TransferRun.status) == RunStatus.FAILED,
+            col(TransferRun.superseded_time).is_(None),  # a retried date's current run only
+        )
+        .order_by(col(TransferRun.backfill_id), col(TransferRun.data_date))
+        .subquery()
+    )
+    query = sql_select(failed.c.backfill_id, _json_array(db, failed)).group_by(failed.c.backfill_id)
+    with db.engine.connect() as connection:
+        return {backfill_id: report for backfill_id, report in connection.execute(query).all()}
+
+
+def _json_array(db: Database, failed: Any) -> Any:
+    """The failed runs of a group as a JSON array of `RunError`s, ordered by date."""
+    if db.is_sqlite:  # SQLite's aggregate keeps the order of the ordered subquery
+        entry = func.json_object("transfer_run_date", failed.c.data_date, "error", failed.c.message)
+        report = func.json_group_array(entry)
+    else:
+        entry = func.json_build_object(
+            "transfer_run_date", failed.c.data_date, "error", failed.c.message
+        )
+        report = func.json_agg(aggregate_order_by(entry, failed.c.data_date))
+    return type_coerce(report, JSON)
 
 
 def get_run_for_worker(*, db: Database, backfill_id: int, data_date: date) -> TransferRun:

@@ -1,12 +1,14 @@
 """Backfills: create, read, list the incomplete ones, cancel."""
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.backfill_rules import range_refusal
-from api.backfill_views import backfill_views
+from api.backfill_views import backfill_views, backfill_views_in_chunks
 from api.deps import (
     AsyncDatabase,
     AsyncDbDep,
@@ -21,7 +23,7 @@ from api.deps import (
     TransferId,
     WriteAccess,
 )
-from api.envelope import Envelope, error_responses, ok
+from api.envelope import Envelope, error_responses, ok, ok_streamed
 from api.errors import kept_but_not_started, service_unavailable, unprocessable
 from api.idempotency import REPLAYED, REPLAYED_HEADER, request_digest
 from api.schemas.backfills import (
@@ -139,14 +141,20 @@ async def _start(
     "/backfills",
     operation_id="listIncompleteBackfills",
     summary="List the team's incomplete backfills",
-    description="Backfills in CREATED, SCHEDULED, RUNNING or FAILED, newest first.",
+    description="Backfills in CREATED, SCHEDULED, RUNNING or FAILED, newest first: all of "
+    "them, or `limit` of them after the first `offset`.",
+    response_model=Envelope[list[BackfillOut]],
     responses=error_responses(400, 401, 403, 429, 503),
 )
 def list_incomplete_backfills(
-    team_id: TeamId, _: ReadAccess, db: DbDep
-) -> Envelope[list[BackfillOut]]:
-    found = backfills.list_incomplete_backfills(db=db, team_id=team_id)
-    return ok(_with_reports(db, found))
+    team_id: TeamId,
+    _: ReadAccess,
+    db: DbDep,
+    limit: Annotated[int | None, Query(ge=1, le=10_000, description="At most this many")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Skip this many")] = 0,
+) -> StreamingResponse:
+    found = backfills.list_incomplete_backfills(db=db, team_id=team_id, limit=limit, offset=offset)
+    return ok_streamed(backfill_views_in_chunks(db, found))
 
 
 @router.get(

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypedDict
 
 from api.schemas.common import MAX_INT, IsoDate, JsonInteger, UtcTimestamp
 from persistence.models import Backfill, RunOrder
@@ -129,8 +130,11 @@ class RetryBackfillRequest(BaseModel):
     )
 
 
-class BackfillRunErrorOut(BaseModel):
-    model_config = ConfigDict(
+class BackfillRunErrorOut(TypedDict):
+    """A TypedDict, not a model: a list may carry tens of thousands of them, and pydantic
+    validates and writes dicts without making an object of each."""
+
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
         json_schema_extra={
             "examples": [
                 {
@@ -259,10 +263,7 @@ class BackfillOut(BaseModel):
             transfer_runs_failed=backfill.transfer_runs_failed,
             transfer_runs_running=running,
             transfer_runs_cancelled=backfill.transfer_runs_cancelled,
-            error_report=[
-                BackfillRunErrorOut(transfer_run_date=e.transfer_run_date, error=e.error)
-                for e in errors
-            ],
+            error_report=errors,  # their YYYY-MM-DD strings validate as dates
             paused=backfill.paused,
             paused_time=backfill.paused_time,
             paused_reason=backfill.paused_reason,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from api.backfill_views import backfill_views
+from api.backfill_views import backfill_views, backfill_views_in_chunks
 from persistence import backfills
 from persistence.models import Backfill
 from tests.persistence.test_backfills import Owner, begin, complete, day, fail, plan
@@ -116,3 +116,25 @@ def test_a_run_ending_while_a_backfill_is_read_is_counted_running_or_completed_n
 
     assert len(seen) > 1
     assert {completed + running for completed, running in seen} == {60}
+
+
+def test_chunks_hold_about_max_errors_entries_and_together_are_the_whole_list(
+    owner: Owner,
+) -> None:
+    found = []
+    for n in range(7):  # 3 failed dates each, every other one
+        backfill = owner.create(day(10 * n), day(10 * n + 3))
+        plan(owner, backfill)
+        for offset in range(3 if n % 2 == 0 else 0):
+            assert fail(owner, backfill, day(10 * n + offset))
+        found.append(owner.reload(backfill))
+
+    chunks = list(backfill_views_in_chunks(owner.db, found, max_errors=5, max_backfills=3))
+
+    sizes = [[len(view.error_report) for view in chunk] for chunk in chunks]
+    # a chunk closes before the entry that would pass 5, or at 3 backfills; a backfill
+    # larger than the bound still makes a chunk of its own
+    assert sizes == [[3, 0], [3, 0], [3, 0], [3]]
+    assert [v.model_dump() for chunk in chunks for v in chunk] == [
+        v.model_dump() for v in backfill_views(owner.db, found)
+    ]

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from persistence import backfills, runs
 from tests.support import Stack, Tenant, assert_error, new_tenant, wait_for
 
 BACKFILL_FIELDS = {
@@ -260,6 +261,79 @@ def test_list_returns_only_the_teams_incomplete_backfills_newest_first(
     assert created == sorted(created, reverse=True)
     assert other_id not in incomplete_ids(tenant)
     assert incomplete_ids(other) == [other_id]
+
+
+def failed_backfills(stack: Stack, tenant: Tenant, count: int) -> list[int]:
+    """`count` FAILED backfills of one transfer, the n-th (from 0) with n % 4 failed dates
+    (a FAILED backfill is incomplete, and no reconciler or worker touches it)."""
+    transfer_id = tenant.create_transfer()
+    made = []
+    for n in range(count):
+        first = date(2000, 1, 1) + timedelta(days=10 * n)
+        backfill = tenant_backfill(stack, tenant, transfer_id, first, first + timedelta(days=3))
+        runs.plan_runs(
+            db=stack.db, backfill_id=backfill, first=first, last=first + timedelta(days=3)
+        )
+        for offset in range(max(1, n % 4)):
+            runs.fail_run(
+                db=stack.db,
+                backfill_id=backfill,
+                data_date=first + timedelta(days=offset),
+                message=f'boom {n}/{offset} \u00e9"quoted"',
+            )
+        backfills.finish_backfill(db=stack.db, backfill_id=backfill)
+        made.append(backfill)
+    return made
+
+
+def tenant_backfill(stack: Stack, tenant: Tenant, transfer_id: int, first: date, last: date) -> int:
+    backfill = backfills.create_backfill(
+        db=stack.db,
+        team_id=tenant.team_id,
+        transfer_id=transfer_id,
+        user_id=tenant.user_id,
+        range_start=first,
+        range_end=last,
+    )
+    assert backfill.id is not None
+    return backfill.id
+
+
+def test_the_list_pages_with_limit_and_offset_and_is_whole_without_them(
+    stack: Stack, tenant: Tenant
+) -> None:
+    made = failed_backfills(stack, tenant, 105)  # more than one chunk of the streamed answer
+    path = f"/teams/{tenant.team_id}/backfills"
+
+    whole = tenant.http.get(path)
+    pages = [tenant.http.get(path, params={"limit": 40, "offset": o}) for o in (0, 40, 80, 120)]
+
+    assert whole.status_code == 200, whole.text
+    assert whole.headers["content-type"] == "application/json"
+    assert whole.json()["meta"]["request_id"] == whole.headers["X-Request-Id"]
+    listed = whole.json()["data"]
+    assert [b["transfer_backfill_id"] for b in listed] == made[::-1], "newest first"
+    assert [len(page.json()["data"]) for page in pages] == [40, 40, 25, 0]
+    assert [b for page in pages for b in page.json()["data"]] == listed
+    for backfill in listed[:8]:
+        one = tenant.http.get(f"{path}/{backfill['transfer_backfill_id']}").json()["data"]
+        assert backfill == one
+        assert set(backfill) == BACKFILL_FIELDS
+    assert listed[-4]["error_report"][2] == {
+        "transfer_run_date": "2000-02-02",  # the 4th backfill: 30 days in, its 3rd date
+        "error": 'boom 3/2 \u00e9"quoted"',
+    }
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 10001}, {"limit": "x"}, {"offset": -1}, {"limit": 1.5}]
+)
+def test_a_bad_limit_or_offset_is_400_and_lists_nothing(
+    tenant: Tenant, params: dict[str, object]
+) -> None:
+    response = tenant.http.get(f"/teams/{tenant.team_id}/backfills", params=params)
+
+    assert_error(response, 400, "BAD_REQUEST")
 
 
 def test_latest_returns_the_most_recently_created_backfill_in_any_status(

@@ -442,7 +442,7 @@ def test_the_error_report_lists_a_date_that_failed_again_once_and_one_that_succe
     assert started is not None and complete(owner, started)
 
     report = runs.error_reports(db=owner.db, backfill_ids=[backfill.id])[backfill.id]
-    by_date = [(error.transfer_run_date, error.error) for error in report]
-    assert by_date == [(day(0), "boom"), (day(1), "boom again")] + [
-        (day(n), "boom") for n in range(3, 10)
+    by_date = [(error["transfer_run_date"], error["error"]) for error in report]
+    assert by_date == [(str(day(0)), "boom"), (str(day(1)), "boom again")] + [
+        (str(day(n)), "boom") for n in range(3, 10)
     ]
