@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         "runs), or any of them (default: all three).",
     )
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes `backfills worker` runs under one supervisor (one "
+        "interpreter each, so runs use more than one core); each has its own slots.",
+    )
 
     log_format: Literal["json", "text"] = Field(
         default="json",

@@ -275,8 +275,9 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def main(queues: list[str] | None = None) -> None:
-    """Run a worker; `queues` (from `backfills worker --queues`) overrides
+def main(queues: list[str] | None = None, processes: int | None = None) -> None:
+    """Run a worker, or `processes` of them (default BACKFILLS_WORKER_PROCESSES) under a
+    supervisor (worker_pool.py); `queues` (from `backfills worker --queues`) overrides
     BACKFILLS_WORKER_QUEUES. Settings that do not validate: a message and exit 2."""
     try:
         settings = get_settings()
@@ -286,6 +287,11 @@ def main(queues: list[str] | None = None) -> None:
         print(f"backfills worker: invalid settings: {exc}", file=sys.stderr)
         sys.exit(2)
     setup_logging(settings)
+    count = processes or settings.worker_processes
+    if count > 1:
+        from worker_pool import run_worker_processes
+
+        _exit_now(run_worker_processes(settings, count, queues))
     try:
         asyncio.run(run_worker(settings, exit_when_blocked=True))
     except (SecretsKeyError, MetricsPortError) as exc:

@@ -11,17 +11,18 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
 from cli.devserver import free_port, start_dev_server, wait_for_port
 from config import Settings
 from persistence import accounts, backfills, transfers
-from persistence.db import Database
+from persistence.db import Database, get_engine
 from persistence.migrate import upgrade
 from persistence.models import Backfill, Role, Scope, Transfer
 
@@ -47,7 +48,8 @@ class Bench:
 
 @contextmanager
 def bench_environment(database_url: str | None = None) -> Iterator[Bench]:
-    """A Temporal dev server in memory and a fresh database (SQLite unless given)."""
+    """A Temporal dev server in memory and a fresh database: a SQLite file, or a new
+    database on the PostgreSQL server `database_url` names."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         root = Path(tmp)
         port = free_port()
@@ -56,7 +58,12 @@ def bench_environment(database_url: str | None = None) -> Iterator[Bench]:
         )
         try:
             wait_for_port("127.0.0.1", port, timeout=60, process=server)
-            url = database_url or f"sqlite:///{root / 'backfills.db'}"
+            stack = ExitStack()
+            url = (
+                stack.enter_context(fresh_postgres_database(database_url))
+                if database_url
+                else f"sqlite:///{root / 'backfills.db'}"
+            )
             upgrade(url)
             settings = Settings(
                 data_dir=root / "data",
@@ -78,6 +85,26 @@ def bench_environment(database_url: str | None = None) -> Iterator[Bench]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+            stack.close()
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """A new database on the server of `server_url` (its own database is left untouched),
+    dropped afterwards."""
+    import psycopg
+
+    admin = make_url(server_url).set(drivername="postgresql")
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    libpq = admin.render_as_string(hide_password=False)
+    with psycopg.connect(libpq, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        get_engine.cache_clear()  # its pooled connections would block the drop
+        with psycopg.connect(libpq, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_transfer(bench: Bench, *, max_concurrent_runs: int, **source: object) -> Transfer:

@@ -3,6 +3,7 @@
 Same Temporal server, same concurrency, same activity thread pool, run alternately:
 
     .venv/bin/python -m bench.throughput [--dates 2000] [--concurrency 50] [--rounds 3]
+        [--worker-processes N] [--database-url URL]
 """
 
 import argparse
@@ -56,9 +57,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--worker-processes", type=int, default=1, help="the backfill worker's --processes"
+    )
     args = parser.parse_args()
     with bench_environment(args.database_url) as bench:
-        worker = bench.spawn("-m", "cli.main", "worker", log="worker.log")
+        worker = bench.spawn(
+            "-m", "cli.main", "worker", "--processes", str(args.worker_processes), log="worker.log"
+        )
         fanout = bench.spawn(
             "-m",
             "bench.fanout",
@@ -81,7 +87,8 @@ def main() -> None:
             backfill_best, fanout_best = max(backfill_rates), max(fanout_rates)
             database = (args.database_url or "sqlite").split(":")[0]
             print(
-                f"dates={args.dates} concurrency={args.concurrency} database={database}\n"
+                f"dates={args.dates} concurrency={args.concurrency} database={database} "
+                f"worker processes={args.worker_processes}\n"
                 f"backfill: {backfill_best:.1f} runs/s (best of {args.rounds})\n"
                 f"bare fan-out: {fanout_best:.1f} activities/s (best of {args.rounds})\n"
                 f"ratio: {backfill_best / fanout_best:.2f} (target >= 0.80)"

@@ -83,11 +83,21 @@ def worker(
             "recurring runs); default BACKFILLS_WORKER_QUEUES, all three.",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Worker processes to run under this one, each with its own slots; default "
+            "BACKFILLS_WORKER_PROCESSES, 1.",
+        ),
+    ] = None,
 ) -> None:
-    """Run one worker; run as many as you like."""
+    """Run one worker (or --processes N of them); run as many as you like."""
     from worker import main
 
-    main(None if queues is None else _worker_queues(queues))
+    main(None if queues is None else _worker_queues(queues), processes)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from tests.support import REPO
 LAYERS: list[set[str]] = [
     {"cli"},  # the `backfills` command: runs the API, the worker, the dev stack
     {"api", "worker"},  # the processes
+    {"worker_pool"},  # `backfills worker --processes N`: N worker processes, supervised
     {"temporal_schedules"},  # transfers' Temporal Schedules
     {"temporal_client"},  # starting, signalling and listing workflows
     {"workflows"},  # deterministic workflow code
