@@ -1,6 +1,7 @@
 """bench/api: GET backfill and list-runs latency and throughput under concurrent load.
 
-.venv/bin/python -m bench.api [--requests 2000] [--concurrency 16] [--database-url URL]
+.venv/bin/python -m bench.api [--requests 2000] [--concurrency 16] [--dates 3650]
+    [--during-run] [--database-url URL]
 """
 
 import argparse
@@ -46,7 +47,18 @@ async def wait_completed(http: httpx.AsyncClient, path: str) -> None:
         status = (await http.get(path)).json()["data"]["status"]
 
 
-async def run(requests: int, concurrency: int, dates: int, database_url: str | None) -> None:
+async def wait_running(http: httpx.AsyncClient, path: str, completed: int) -> dict[str, object]:
+    """The backfill once `completed` of its runs have: it is in full flow."""
+    while True:
+        await asyncio.sleep(1)
+        backfill: dict[str, object] = (await http.get(path)).json()["data"]
+        if int(str(backfill["transfer_runs_completed"])) >= completed:
+            return backfill
+
+
+async def run(
+    requests: int, concurrency: int, dates: int, database_url: str | None, during_run: bool
+) -> None:
     with bench_environment(database_url) as bench:
         worker = bench.spawn("-m", "cli.main", "worker", log="worker.log")
         api, base = start_api(bench)
@@ -65,7 +77,10 @@ async def run(requests: int, concurrency: int, dates: int, database_url: str | N
                 )
                 backfill_id = created.json()["data"]["transfer_backfill_id"]
                 backfill_path = f"/teams/{transfer.team_id}/backfills/{backfill_id}"
-                await wait_completed(http, backfill_path)
+                if during_run:
+                    await wait_running(http, backfill_path, completed=min(1000, dates // 10))
+                else:
+                    await wait_completed(http, backfill_path)
                 runs_path = f"/teams/{transfer.team_id}/transfers/{transfer.id}/runs"
                 runs_params = {"start_date": str(first), "end_date": str(last), "limit": "100"}
                 for name, path, params in (
@@ -76,7 +91,14 @@ async def run(requests: int, concurrency: int, dates: int, database_url: str | N
                     latencies, elapsed = await load(http, path, params, requests, concurrency)
                     rate = requests / elapsed
                     print(f"{name}: {summary_ms(latencies)}  throughput={rate:.0f} req/s")
-            print(f"concurrency={concurrency} requests={requests} backfill of {dates} dates")
+                if during_run:
+                    backfill = (await http.get(backfill_path)).json()["data"]
+                    done = backfill["transfer_runs_completed"]
+                    print(f"still running at the end: {backfill['status']}, {done} completed")
+            when = "while it runs" if during_run else "once it completed"
+            print(
+                f"concurrency={concurrency} requests={requests} backfill of {dates} dates, {when}"
+            )
         finally:
             stop_all(api, worker)
 
@@ -87,8 +109,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--dates", type=int, default=3650)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--during-run", action="store_true", help="load the API while the backfill runs"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.concurrency, args.dates, args.database_url))
+    asyncio.run(
+        run(args.requests, args.concurrency, args.dates, args.database_url, args.during_run)
+    )
 
 
 if __name__ == "__main__":
