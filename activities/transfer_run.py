@@ -261,7 +261,10 @@ class TransferRunActivities:
                     still_current=fence,
                 )
                 extract = source.extract(data_date, context)
-                rows = destination.replace_partition(data_date, extract.records, context)
+                try:  # the records stream from the source into the load, a batch at a time
+                    rows = destination.replace_partition(data_date, extract.records, context)
+                finally:
+                    extract.close()
         except (AttemptSuperseded, CancelledError):
             raise  # a newer attempt has the run, or Temporal cancelled this one (shutdown)
         except ConnectorError as exc:

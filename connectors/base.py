@@ -4,7 +4,7 @@ A source extracts the records of one `data_date`; a destination replaces that da
 partition with them. Adding a connector is one module that registers its options model here.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,8 +33,20 @@ class QueryDetail:
 
 @dataclass
 class Extract:
-    records: list[Record] = field(default_factory=list)
+    """What a source extracted: `records` may be lazy (a source streaming its rows, read
+    once, in order, by the destination, a batch at a time); `query_details` is complete
+    once they have all been read. A lazy source's `records` may also be a generator, which
+    the run closes should the load end before reading them all."""
+
+    records: Iterable[Record] = field(default_factory=list)
     query_details: list[QueryDetail] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop a lazy source's reading (its connection closes): for a load that ended
+        before reading every record. Nothing to do once they were all read."""
+        close = getattr(self.records, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclass(frozen=True)
@@ -62,8 +74,11 @@ class Source(Protocol):
 
 
 class Destination(Protocol):
-    def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
+    def replace_partition(
+        self, data_date: date, records: Iterable[Record], context: RunContext
+    ) -> int:
         """Replace `data_date`'s rows with `records` in one transaction; returns rows written.
+        `records` is read once, a batch at a time: never all of it in memory.
 
         Calls `context.still_current()` before the commit, under the destination's lock."""
         ...

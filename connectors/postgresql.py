@@ -1,5 +1,6 @@
 """The `postgresql` destination: a table in a PostgreSQL database, one partition per date."""
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Literal
 
@@ -59,7 +60,9 @@ class PostgresqlDestination:
     def __init__(self, options: PostgresqlDestinationOptions) -> None:
         self.options = options
 
-    def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
+    def replace_partition(
+        self, data_date: date, records: Iterable[Record], context: RunContext
+    ) -> int:
         try:
             engine = engine_for(self.options.url, context.egress)
         except ConnectorError as exc:  # refused by the egress policy, or no such host

@@ -1,10 +1,13 @@
 """The `sql` source: the rows of one or more SQL queries, run with `:data_date` bound.
 
 Each query is one entry of the run's `query_details`; the rows of all queries are loaded
-together. The queries of a run share one connection and are never committed; on PostgreSQL
-they run in a read-only transaction. A SQLite file is the team's own: `sqlite:///name.db`
-names a file inside the team's directory (see connectors/warehouse.py), opened read-only,
-and its queries run under an authorizer that allows reading only (no ATTACH, no PRAGMA).
+together, in one transaction of the destination, streamed: rows are fetched a thousand at a
+time (a server-side cursor on PostgreSQL) as the destination loads them, so a partition of
+any size passes through a bounded amount of memory. The queries of a run share one
+connection and are never committed; on PostgreSQL they run in a read-only transaction. A
+SQLite file is the team's own: `sqlite:///name.db` names a file inside the team's directory
+(see connectors/warehouse.py), opened read-only, and its queries run under an authorizer
+that allows reading only (no ATTACH, no PRAGMA).
 
 Values become what every destination can store: `Decimal` -> float, date/datetime/time ->
 ISO 8601 text, interval -> seconds (float), bytes -> hex text, JSON objects and arrays ->
@@ -12,6 +15,7 @@ JSON text, anything else that is not a bool, int, float, str or NULL -> its text
 """
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -37,6 +41,8 @@ from statuses import QueryStatus
 
 BIND = "data_date"
 HEARTBEAT_EVERY_ROWS = 5_000
+STREAM_ROWS = 1_000  # rows fetched from the source at a time
+_QUERY_START = re.compile(r"\s*\(*\s*(select|with|values|table)\b", re.IGNORECASE)
 
 
 def _binds_data_date(sql: str) -> str:
@@ -130,16 +136,27 @@ class SqlSource:
             ) from None
         except SQLAlchemyError as exc:
             raise _failed(classify(exc, "sql source: cannot connect"), [], started) from None
+        extract.records = self._records(connection, queries, labels, data_date, extract, context)
+        return extract
+
+    def _records(
+        self,
+        connection: Connection,
+        queries: list[str],
+        labels: list[str],
+        data_date: date,
+        extract: Extract,
+        context: RunContext,
+    ) -> Iterator[Record]:
+        """Every query's rows in turn, streamed as the destination reads them; the
+        connection closes once they are read, or when the run closes this generator."""
         with connection:
             if connection.dialect.name == "postgresql":
                 connection = connection.execution_options(postgresql_readonly=True)
             with _reading_only(connection):
                 for sql, label in zip(queries, labels, strict=True):
-                    extract.records.extend(
-                        self._query(connection, sql, data_date, label, extract, context)
-                    )
+                    yield from self._query(connection, sql, data_date, label, extract, context)
             connection.rollback()
-        return extract
 
     def _query(
         self,
@@ -149,19 +166,21 @@ class SqlSource:
         label: str,
         extract: Extract,
         context: RunContext,
-    ) -> list[Record]:
+    ) -> Iterator[Record]:
         started = time.monotonic()
+        rows = 0
         try:
-            rows = _run(connection, sql, data_date, label, context)
+            for record in _run(connection, sql, data_date, label, context):
+                rows += 1
+                yield record
         except SQLAlchemyError as exc:
             raise _failed(classify(exc, label), extract.query_details, started) from None
         except ConnectorError as exc:
             raise _failed(exc, extract.query_details, started) from None
         extract.query_details.append(
-            QueryDetail(status=QueryStatus.SUCCESS, rows=len(rows), duration=_since(started))
+            QueryDetail(status=QueryStatus.SUCCESS, rows=rows, duration=_since(started))
         )
         context.heartbeat()
-        return rows
 
 
 def _confined(url: str, context: RunContext) -> str:
@@ -192,8 +211,12 @@ def _reading_only(connection: Connection) -> Iterator[None]:
 
 def _run(
     connection: Connection, sql: str, data_date: date, label: str, context: RunContext
-) -> list[Record]:
+) -> Iterator[Record]:
+    """The query's rows as records, fetched STREAM_ROWS at a time (a server-side cursor on
+    PostgreSQL), so that no partition is ever held whole."""
     statement = text(sql).bindparams(bindparam(BIND, value=data_date, type_=Date()))
+    if _streamable(sql, connection):
+        statement = statement.execution_options(yield_per=STREAM_ROWS)
     result = connection.execute(statement)
     if not result.returns_rows:
         raise PermanentError(f"{label}: returns no result set; it must be a query (SELECT ...)")
@@ -205,12 +228,17 @@ def _run(
             f"{label}: more than one result column is named {', '.join(repeated)}; "
             "give each column its own name (AS ...)"
         )
-    records: list[Record] = []
-    for row in result:
-        records.append({key: storable(value) for key, value in zip(keys, row, strict=True)})
-        if len(records) % HEARTBEAT_EVERY_ROWS == 0:
+    for count, row in enumerate(result, start=1):
+        yield {key: storable(value) for key, value in zip(keys, row, strict=True)}
+        if count % HEARTBEAT_EVERY_ROWS == 0:
             context.heartbeat()
-    return records
+
+
+def _streamable(sql: str, connection: Connection) -> bool:
+    """Whether the rows can be fetched a batch at a time. On PostgreSQL that takes a
+    server-side cursor, which only a query can have: any other statement runs as it is
+    (and the read-only transaction refuses it with its own clear error)."""
+    return connection.dialect.name != "postgresql" or bool(_QUERY_START.match(sql))
 
 
 def storable(value: Any) -> Any:

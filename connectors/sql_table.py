@@ -9,9 +9,11 @@ serialized (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory
 concurrent runs of a transfer cannot race to create or alter it.
 
 Column types and the values they accept:
-- A new column is typed from the values of the load that brings it: all booleans ->
-  BOOLEAN, all integers -> BIGINT, integers and floats -> FLOAT, anything else (text, or
-  a mix with text) -> TEXT, only NULLs -> TEXT. Dates and times are stored as ISO text.
+- A new column is typed from the values of the batch that brings it (the load reads its
+  records INSERT_BATCH_ROWS at a time, never all at once): all booleans -> BOOLEAN, all
+  integers -> BIGINT, integers and floats -> FLOAT, anything else (text, or a mix with
+  text) -> TEXT, only NULLs -> TEXT. Dates and times are stored as ISO text. A later batch
+  holding a value its column does not take is a type conflict, as for an existing column.
 - An existing column keeps its type. A BOOLEAN column takes booleans; a BIGINT (any integer
   type) column takes integers; a FLOAT/NUMERIC column takes integers and floats; a TEXT
   column takes any scalar (numbers and booleans stored as their text form). Anything else is
@@ -21,11 +23,12 @@ Column types and the values they accept:
 - Nested values (objects, lists) and bytes fit no column we create: a type conflict.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as time_of_day
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -110,28 +113,48 @@ def replace_partition(
     table_name: str,
     schema: str | None,
     data_date: date,
-    records: list[Record],
+    records: Iterable[Record],
     heartbeat: Callable[[], None] | None = None,
     before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Replace `data_date`'s rows of the table with `records`, in one transaction.
 
-    `schema`, when given, is created if missing. Raises PermanentError for a type conflict
-    or an unusable record key, and the classified error for a database failure.
-    `before_commit` (the run's fence) runs once the rows are written, while the table's lock
-    is held; whatever it raises rolls the transaction back and passes through.
+    `records` is read once, a batch at a time, and may be lazy (a source streaming its
+    rows): only one batch is held at once. `schema`, when given, is created if missing.
+    Raises PermanentError for a type conflict or an unusable record key, and the classified
+    error for a database failure. `before_commit` (the run's fence) runs once the rows are
+    written, while the table's lock is held; whatever it raises rolls the transaction back
+    and passes through.
     """
     cache_key = (engine.url.render_as_string(hide_password=True), schema, table_name)
     hooks = _Hooks(heartbeat=heartbeat, before_commit=before_commit)
+    batches = _Batches(records)
     knew_the_table = cache_key in _known_tables
     try:
-        return _replace(engine, table_name, schema, data_date, records, hooks, cache_key)
+        return _replace(engine, table_name, schema, data_date, batches, hooks, cache_key)
     except (ConnectorError, SQLAlchemyError):
-        if not knew_the_table:
+        if not knew_the_table or batches.read_past_first:
             raise
     # What this process knew of the table may be stale (dropped or changed elsewhere):
-    # inspect it afresh, once.
-    return _replace(engine, table_name, schema, data_date, records, hooks, cache_key)
+    # inspect it afresh, once; nothing past the first batch has been read yet.
+    return _replace(engine, table_name, schema, data_date, batches, hooks, cache_key)
+
+
+class _Batches:
+    """The records in batches of INSERT_BATCH_ROWS. The first is read at once (so a source
+    that fails at its start fails before the load begins) and can be read again, for the
+    load's one retry; the others are read once, as the load goes."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        self._rest = iter(records)
+        self.first = list(islice(self._rest, INSERT_BATCH_ROWS))
+        self.read_past_first = False
+
+    def __iter__(self) -> Iterator[list[Record]]:
+        yield self.first
+        while batch := list(islice(self._rest, INSERT_BATCH_ROWS)):
+            self.read_past_first = True
+            yield batch
 
 
 def _replace(
@@ -139,21 +162,26 @@ def _replace(
     table_name: str,
     schema: str | None,
     data_date: date,
-    records: list[Record],
+    batches: _Batches,
     hooks: "_Hooks",
     cache_key: "_TableKey",
 ) -> int:
     label = f"{schema}.{table_name}" if schema else table_name
+    written = 0
     try:
         if schema is not None and cache_key not in _known_tables:
             _ensure_schema(engine, schema)
         with engine.begin() as connection:
             _lock_table(connection, label)
-            table = _prepare_table(connection, table_name, schema, records, label, cache_key)
-            rows = _rows(connection, table, records, data_date, label)
+            table = _prepare_table(connection, table_name, schema, batches.first, label, cache_key)
             connection.execute(delete(table).where(table.c.data_date == data_date))
-            for start in range(0, len(rows), INSERT_BATCH_ROWS):
-                connection.execute(insert(table), rows[start : start + INSERT_BATCH_ROWS])
+            for batch in batches:
+                # a batch may bring keys the ones before did not: their columns come now
+                table = _prepare_table(connection, table_name, schema, batch, label, cache_key)
+                rows = _rows(connection, table, batch, data_date, label)
+                if rows:
+                    connection.execute(insert(table), rows)
+                written += len(rows)
                 if hooks.heartbeat is not None:
                     hooks.heartbeat()
             if hooks.before_commit is not None:
@@ -164,7 +192,7 @@ def _replace(
     except BaseException:  # PermanentError, the fence's error: the transaction rolled back
         _known_tables.pop(cache_key, None)
         raise
-    return len(rows)
+    return written
 
 
 @dataclass(frozen=True)

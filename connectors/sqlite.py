@@ -1,6 +1,7 @@
 """The `sqlite` destination: a table in a SQLite file of the team's own warehouse directory
 (`warehouse.db` by default; see connectors/warehouse.py)."""
 
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,9 @@ class SqliteDestination:
     def __init__(self, options: SqliteDestinationOptions) -> None:
         self.options = options
 
-    def replace_partition(self, data_date: date, records: list[Record], context: RunContext) -> int:
+    def replace_partition(
+        self, data_date: date, records: Iterable[Record], context: RunContext
+    ) -> int:
         path = file_in(context.team_dir, self.options.path or DEFAULT_FILE)
         table = self.options.table or f"transfer_{context.transfer_id}"
         return sql_table.replace_partition(

@@ -63,8 +63,11 @@ def context(tmp_path: Path) -> RunContext:
 
 
 def extract(url: str, data_date: date = DAY, **options: Any) -> Extract:
+    """What the source extracts, read to the end as a destination reads it."""
     source = parse_source({"type": "sql", "url": url, **options}).build()
-    return source.extract(data_date, context(Path(".")))
+    found = source.extract(data_date, context(Path(".")))
+    records = list(found.records)  # the query details are complete once these are read
+    return Extract(records=records, query_details=found.query_details)
 
 
 def failure(url: str, data_date: date = DAY, **options: Any) -> ConnectorError:
@@ -457,3 +460,38 @@ def test_a_postgresql_sql_error_names_the_cause(postgres_source: str) -> None:
 
     assert isinstance(error, PermanentError)
     assert "division by zero" in str(error)
+
+
+def test_a_postgresql_source_streams_its_rows_through_a_server_side_cursor(
+    postgres_source: str,
+) -> None:
+    options = {
+        "type": "sql",
+        "url": postgres_source,
+        "query": "SELECT n FROM generate_series(1, 5000) AS n WHERE :data_date IS NOT NULL",
+    }
+    found = parse_source(options).build().extract(DAY, context(Path(".")))
+    records = iter(found.records)
+
+    assert next(records) == {"n": 1}
+    others = query(
+        postgres_source,
+        "SELECT query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert any(str(text).startswith("FETCH FORWARD") for (text,) in others), others
+    assert found.query_details == [], "the query is not done until its rows are read"
+    assert len(list(records)) == 4999
+    assert [detail.rows for detail in found.query_details] == [5000]
+
+
+def test_a_read_stopped_early_closes_the_source(source_db: Path) -> None:
+    found = parse_source({"type": "sql", "url": url_of(source_db), "query": BY_DAY}).build()
+    extract = found.extract(DAY, context(Path(".")))
+    assert next(iter(extract.records))["campaign"] == "brand"  # a read transaction is open
+
+    extract.close()
+
+    with sqlite3.connect(source_db, timeout=0.5) as writer:  # no reader holds the file now
+        writer.execute("INSERT INTO ads VALUES ('2024-03-03', 'new', 1, 1.0)")
+    writer.close()

@@ -3,7 +3,7 @@ creation, added columns, the type rules, batching and one-transaction partition 
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from ipaddress import ip_network
@@ -41,7 +41,7 @@ class Sink:
     sqlite_path: Path | None = None
     postgres_url: str | None = None
 
-    def write(self, data_date: date, records: list[Record]) -> int:
+    def write(self, data_date: date, records: Iterable[Record]) -> int:
         return self.destination.replace_partition(data_date, records, self.context)
 
     def select(self, sql: str) -> list[tuple[Any, ...]]:
@@ -328,3 +328,45 @@ def test_sqlite_matches_record_keys_to_columns_case_insensitively(tmp_path: Path
         stored = connection.execute("SELECT clicks FROM ads ORDER BY data_date").fetchall()
     connection.close()
     assert stored == [(1,), (2,)]
+
+
+def test_a_lazy_source_is_read_a_batch_at_a_time(sink: Sink) -> None:
+    total = 3 * INSERT_BATCH_ROWS + 5
+    pulled = 0
+    pulled_at_inserts: list[int] = []
+
+    def records() -> Iterator[Record]:
+        nonlocal pulled
+        for record in demo_rows(DAY, total):
+            pulled += 1
+            yield record
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            pulled_at_inserts.append(pulled)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        written = sink.destination.replace_partition(DAY, records(), sink.context)
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+
+    assert written == total == sink.count(DAY)
+    assert pulled_at_inserts[0] == INSERT_BATCH_ROWS, "the first batch went in before the rest"
+    assert sorted(set(pulled_at_inserts)) == [
+        INSERT_BATCH_ROWS,
+        2 * INSERT_BATCH_ROWS,
+        3 * INSERT_BATCH_ROWS,
+        total,
+    ]
+
+
+def test_a_key_first_seen_in_a_later_batch_gets_its_column(sink: Sink) -> None:
+    records = demo_rows(DAY, INSERT_BATCH_ROWS + 2)
+    records[-1] = {**records[-1], "late": 1.5}
+
+    assert sink.write(DAY, iter(records)) == INSERT_BATCH_ROWS + 2
+
+    assert sink.column_types()["late"] == "float"
+    assert sink.select("SELECT count(*) FROM ads WHERE late = 1.5") == [(1,)]
+    assert sink.select("SELECT count(*) FROM ads WHERE late IS NULL") == [(INSERT_BATCH_ROWS + 1,)]
