@@ -2,8 +2,11 @@
 
 `GET url` (with `{data_date}` replaced by `YYYY-MM-DD`) must answer a JSON body; the records
 are the list found at `records_path` (a dotted path; default: the body itself), each a JSON
-object. Values that are objects or lists are stored as JSON text, so that any SQL destination
-can hold them; every other value is kept as it is.
+object. The body is kept in a temporary file (in memory up to 1 MiB, on disk past that) and
+parsed as the destination reads the records, so only the record being read is in memory;
+a `records_path` that indexes a list (`pages.0.rows`) reads the body whole instead. Values
+that are objects or lists are stored as JSON text, so that any SQL destination can hold
+them; every other value is kept as it is.
 
 Every connection, each redirect hop's included (at most 5 redirects), is checked by the run's
 egress policy (connectors/egress.py) and made to the very address checked; no proxy from the
@@ -20,12 +23,15 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+import ijson
 from pydantic import Field, field_validator
 
 from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOptions
@@ -36,8 +42,10 @@ from statuses import QueryStatus
 
 PLACEHOLDER = "{data_date}"
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+MAX_RESPONSE_BYTES = 16 * 1024**3
 HEARTBEAT_INTERVAL_S = 1.0
 MAX_REDIRECTS = 5
+SPOOL_BYTES = 1024 * 1024  # a body larger than this waits on disk for its parsing
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _RECORDS_PATH = re.compile(r"^[^.]+(\.[^.]+)*$")
 
@@ -59,7 +67,14 @@ class HttpSourceOptions(SourceOptions):
     timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="Seconds allowed for the whole request."
     )
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1, le=1024**3)
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1,
+        le=MAX_RESPONSE_BYTES,
+        description="The largest body taken. One larger than 1 MiB waits in the worker's "
+        "temporary directory while it is parsed (never whole in memory), so this bounds the "
+        "disk a run may take there; at most 16 GiB.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -103,24 +118,32 @@ class HttpSource:
         started = time.monotonic()
         try:
             body = self._fetch(url, where, context)
-            records = _records(_parse_json(body, where), self.options.records_path, where)
         except ConnectorError as exc:
-            exc.query_details = [
-                QueryDetail(
-                    status=QueryStatus.FAILED,
-                    rows=0,
-                    duration=time.monotonic() - started,
-                    error_description=str(exc),
-                )
-            ]
+            exc.query_details = [_failed_detail(exc, started)]
             raise
-        detail = QueryDetail(
-            status=QueryStatus.SUCCESS, rows=len(records), duration=time.monotonic() - started
-        )
-        return Extract(records=records, query_details=[detail])
+        details: list[QueryDetail] = []
+        return Extract(records=self._read(body, where, details, started), query_details=details)
 
-    def _fetch(self, url: str, where: str, context: RunContext) -> bytes:
-        """The body, read on a helper thread while this one heartbeats, within `timeout_s`.
+    def _read(
+        self, body: IO[bytes], where: str, details: list[QueryDetail], started: float
+    ) -> Iterator[Record]:
+        """The body's records, parsed as the destination reads them; its detail once done."""
+        rows = 0
+        try:
+            with body:
+                for record in stream_records(body, self.options.records_path, where):
+                    rows += 1
+                    yield record
+        except ConnectorError as exc:
+            exc.query_details = [_failed_detail(exc, started)]
+            raise
+        details.append(
+            QueryDetail(status=QueryStatus.SUCCESS, rows=rows, duration=time.monotonic() - started)
+        )
+
+    def _fetch(self, url: str, where: str, context: RunContext) -> IO[bytes]:
+        """The body, read on a helper thread while this one heartbeats, within `timeout_s`,
+        into a file that stays in memory while small and goes to disk past SPOOL_BYTES.
 
         httpx's timeouts bound each network operation; the deadline here bounds the whole
         request, so a server trickling bytes cannot hold a run past `timeout_s`.
@@ -136,7 +159,9 @@ class HttpSource:
                 raise _timed_out(where, self.options.timeout_s)
         context.heartbeat()
         if request.error is not None:
+            request.body.close()
             raise request.error
+        request.body.seek(0)
         return request.body
 
 
@@ -146,14 +171,15 @@ class _Request:
     where: str
     options: HttpSourceOptions
     egress: EgressPolicy
-    body: bytes = b""
+    # closed by the run's read of it (HttpSource._read), or here should the request fail
+    body: IO[bytes] = field(default_factory=lambda: SpooledTemporaryFile(SPOOL_BYTES))  # noqa: SIM115
     error: ConnectorError | None = None
     done: threading.Event = field(default_factory=threading.Event)
     abandoned: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         try:
-            self.body = self._get()
+            self._get()
         except ConnectorError as exc:
             self.error = exc
         except Exception as exc:  # anything unforeseen is worth a retry
@@ -163,9 +189,9 @@ class _Request:
         finally:
             self.done.set()
 
-    def _get(self) -> bytes:
-        """The body; every connection, redirects included, goes through the egress policy
-        (no proxy from the environment may carry it elsewhere)."""
+    def _get(self) -> None:
+        """Write the body to `body`; every connection, redirects included, goes through the
+        egress policy (no proxy from the environment may carry it elsewhere)."""
         timeout = self.options.timeout_s
         limit = self.options.max_response_bytes
         headers = {"Accept": "application/json", **self.options.headers}
@@ -185,16 +211,15 @@ class _Request:
                 length = response.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
                     raise _too_large(self.where, limit)
-                chunks: list[bytes] = []
                 size = 0
                 for chunk in response.iter_bytes():
                     if self.abandoned.is_set():
-                        return b""
+                        self.body.close()
+                        return
                     size += len(chunk)
                     if size > limit:
                         raise _too_large(self.where, limit)
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                    self.body.write(chunk)
         except EgressRefused as exc:  # raised by the transport, as it is; names no address
             raise EgressRefused(f"http source: {exc}") from None
         except httpx.TimeoutException:
@@ -252,6 +277,86 @@ def _too_large(where: str, limit: int) -> PermanentError:
     return PermanentError(
         f"http source: the response from {where} is larger than max_response_bytes ({limit} bytes)"
     )
+
+
+def _failed_detail(error: ConnectorError, started: float) -> QueryDetail:
+    return QueryDetail(
+        status=QueryStatus.FAILED,
+        rows=0,
+        duration=time.monotonic() - started,
+        error_description=str(error),
+    )
+
+
+_KIND_OF_EVENT = {
+    "start_array": "a list",
+    "start_map": "an object",
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def stream_records(body: IO[bytes], records_path: str | None, where: str) -> Iterator[Record]:
+    """The records of the JSON body at `records_path`, one at a time as the body is parsed:
+    only the record being read is in memory. A path with a list index (or a key named
+    `item`, which the streaming parser gives array elements) reads the body whole instead."""
+    parts = records_path.split(".") if records_path else []
+    if any(part.isdigit() or part == "item" for part in parts):
+        yield from _records(_parse_json(body.read(), where), records_path, where)
+        return
+    target = ".".join(parts)
+    element = f"{target}.item" if target else "item"
+    at = f" at records_path {records_path!r}" if records_path else ""
+    deepest, kind, index = 0, None, 0
+    builder: ijson.ObjectBuilder | None = None
+    try:
+        for prefix, event, value in ijson.parse(body, use_float=True):
+            if builder is not None:  # inside a record: build it until its own end
+                builder.event(event, value)
+                if prefix == element and event == "end_map":
+                    yield {key: _cell(cell) for key, cell in builder.value.items()}
+                    builder, index = None, index + 1
+            elif kind == "a list" and prefix == element:
+                if event != "start_map":
+                    raise PermanentError(
+                        f"http source: record {index}{at} in the response from {where} is "
+                        f"{_KIND_OF_EVENT.get(event, event)}, not an object"
+                    )
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+            elif kind is None and prefix == target and event in _KIND_OF_EVENT:
+                kind = _KIND_OF_EVENT[event]
+                if kind != "a list":
+                    raise PermanentError(
+                        f"http source: expected a list of records{at} in the response from "
+                        f"{where}, got {kind}"
+                    )
+            elif kind is None:
+                deepest = max(deepest, _matching_parts(prefix, parts))
+    except ijson.JSONError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PermanentError(
+            f"http source: the response from {where} is not valid JSON"
+            + (f" ({reason[:200]})" if reason else "")
+        ) from None
+    if kind is None:
+        walked = ".".join(parts[: deepest + 1])
+        raise PermanentError(
+            f"http source: the response from {where} has nothing at records_path {walked!r}"
+        )
+
+
+def _matching_parts(prefix: str, parts: list[str]) -> int:
+    """How many leading parts of the records path the event's prefix has walked."""
+    walked = prefix.split(".") if prefix else []
+    matched = 0
+    for have, want in zip(walked, parts, strict=False):
+        if have != want:
+            break
+        matched += 1
+    return matched
 
 
 def _parse_json(body: bytes, where: str) -> Any:

@@ -60,7 +60,9 @@ def run_context(tmp_path: Path, policy: EgressPolicy) -> RunContext:
 
 def fetch(tmp_path: Path, url: str, policy: EgressPolicy, **options: Any) -> Extract:
     source = parse_source({"type": "http", "url": url, **options}).build()
-    return source.extract(DAY, run_context(tmp_path, policy))
+    found = source.extract(DAY, run_context(tmp_path, policy))
+    records = list(found.records)  # read to the end, as a destination reads them
+    return Extract(records=records, query_details=found.query_details)
 
 
 def fetch_failure(tmp_path: Path, url: str, policy: EgressPolicy, **options: Any) -> ConnectorError:

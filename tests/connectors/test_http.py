@@ -53,7 +53,9 @@ def extract(
 ) -> Extract:
     """As a run does it: resolve `${NAME}` references, parse the spec, build, extract."""
     spec, _ = resolve({"type": "http", "url": url, **options}, env or ENV)
-    return parse_source(spec).build().extract(DAY, context(tmp_path, beats))
+    found = parse_source(spec).build().extract(DAY, context(tmp_path, beats))
+    records = list(found.records)  # read to the end, as a destination reads them
+    return Extract(records=records, query_details=found.query_details)
 
 
 def failure(tmp_path: Path, url: str, **options: Any) -> ConnectorError:
@@ -99,6 +101,35 @@ def test_records_path_may_index_a_list(server: LocalHttpServer, tmp_path: Path) 
     result = extract(tmp_path, server.base_url + "/items/{data_date}", records_path="pages.0.rows")
 
     assert result.records == ROWS
+
+
+def test_a_large_body_is_parsed_as_it_is_read(server: LocalHttpServer, tmp_path: Path) -> None:
+    many = [{"n": n, "tags": ["a", n], "name": f"row {n} \u00e9"} for n in range(30_000)]
+    server.route(PATH, json_reply({"data": {"items": many}, "next": None}))
+    spec = {"type": "http", "url": server.base_url + "/items/{data_date}"}
+    found = parse_source({**spec, "records_path": "data.items"}).build()
+    extract_ = found.extract(DAY, context(tmp_path))
+    records = iter(extract_.records)
+
+    assert next(records) == {"n": 0, "tags": '["a",0]', "name": "row 0 \u00e9"}
+    assert extract_.query_details == [], "not done until every record is read"
+    rest = list(records)
+    assert len(rest) == 29_999 and rest[-1]["n"] == 29_999
+    assert [detail.rows for detail in extract_.query_details] == [30_000]
+
+
+def test_a_body_broken_after_some_records_fails_when_the_break_is_read(
+    server: LocalHttpServer, tmp_path: Path
+) -> None:
+    server.route(PATH, Reply(status=200, body=b'[{"n": 1}, {"n": 2}, {"n": 3'))
+    found = parse_source({"type": "http", "url": server.base_url + "/items/{data_date}"})
+    records = iter(found.build().extract(DAY, context(tmp_path)).records)
+
+    assert [next(records), next(records)] == [{"n": 1}, {"n": 2}]
+    with pytest.raises(PermanentError) as raised:
+        next(records)
+    assert f"response from 127.0.0.1:{server.port}{PATH} is not valid JSON" in str(raised.value)
+    assert [d.status for d in raised.value.query_details or []] == ["FAILED"]
 
 
 def test_an_empty_list_is_no_records(server: LocalHttpServer, tmp_path: Path) -> None:
@@ -365,7 +396,7 @@ def test_a_url_from_a_reference_is_accepted_before_resolution() -> None:
         ({"timeout_s": 0}, "source.timeout_s"),
         ({"timeout_s": 601}, "source.timeout_s"),
         ({"max_response_bytes": 0}, "source.max_response_bytes"),
-        ({"max_response_bytes": 2 * 1024**3}, "source.max_response_bytes"),
+        ({"max_response_bytes": 16 * 1024**3 + 1}, "source.max_response_bytes"),
         ({"records_path": "data..items"}, "source.records_path"),
         ({"headers": {"Bad Name": "x"}}, "source.headers"),
         ({"headers": {"X-Token": "a\r\nInjected: 1"}}, "source.headers"),

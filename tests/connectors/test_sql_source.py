@@ -115,8 +115,8 @@ def test_queries_are_loaded_together_with_one_detail_each(source_db: Path) -> No
         queries=[BY_DAY, "SELECT budget FROM budgets WHERE day = :data_date"],
     )
 
-    assert len(result.records) == 4
-    assert result.records[-1] == {"budget": 500}
+    assert len(list(result.records)) == 4
+    assert list(result.records)[-1] == {"budget": 500}
     assert [(d.status, d.rows) for d in result.query_details] == [("SUCCESS", 3), ("SUCCESS", 1)]
 
 
@@ -227,7 +227,7 @@ def test_the_same_source_works_once_the_lock_is_released(source_db: Path) -> Non
     holder.execute("ROLLBACK")
     holder.close()
 
-    assert len(extract(url_of(source_db, timeout="0.2"), query=BY_DAY).records) == 3
+    assert len(list(extract(url_of(source_db, timeout="0.2"), query=BY_DAY).records)) == 3
 
 
 def test_a_refused_connection_fails_transiently_without_the_password() -> None:
@@ -279,7 +279,7 @@ def test_the_authorizer_does_not_stay_on_the_pooled_connection(source_db: Path) 
     with pytest.raises(PermanentError):
         extract(url_of(source_db), query="ATTACH DATABASE :data_date AS other")
 
-    assert len(extract(url_of(source_db), query=BY_DAY).records) == 3
+    assert len(list(extract(url_of(source_db), query=BY_DAY).records)) == 3
 
 
 @pytest.mark.parametrize(
