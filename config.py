@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         "runs), or any of them (default: all three).",
     )
     worker_shutdown_grace_seconds: float = Field(default=60.0, ge=0)
+    worker_memory_budget_mib: int = Field(
+        default=1024,
+        ge=8,
+        description="Memory the runs of one worker process may hold in records at once: "
+        "each holds one batch of about 8 MiB while loading it; past the budget, runs wait "
+        "for a batch slot.",
+    )
     worker_processes: int = Field(
         default=1,
         ge=1,

@@ -23,6 +23,7 @@ from activities.inputs import (
     TransferRunResult,
 )
 from connectors.base import Fence, QueryDetail, RunContext
+from connectors.budget import LoadBudget
 from connectors.egress import EgressPolicy
 from connectors.errors import AttemptSuperseded, ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
@@ -49,6 +50,7 @@ class RunEnvironment:
     egress: EgressPolicy
     env_allowlist: frozenset[str] = frozenset()
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    load_budget: LoadBudget = field(default_factory=LoadBudget)  # shared by the runs
 
 
 class TransferRunActivities:
@@ -259,6 +261,7 @@ class TransferRunActivities:
                     heartbeat=activity.heartbeat,
                     egress=self.environment.egress,
                     still_current=fence,
+                    load_budget=self.environment.load_budget,
                 )
                 extract = source.extract(data_date, context)
                 try:  # the records stream from the source into the load, a batch at a time

@@ -81,4 +81,5 @@ class PostgresqlDestination:
             records=records,
             heartbeat=context.heartbeat,
             before_commit=context.still_current,
+            budget=context.load_budget,
         )

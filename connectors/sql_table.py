@@ -23,12 +23,12 @@ Column types and the values they accept:
 - Nested values (objects, lists) and bytes fit no column we create: a type conflict.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as time_of_day
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -60,6 +60,7 @@ from sqlalchemy.sql.elements import quoted_name
 from sqlalchemy.types import TypeEngine
 
 from connectors.base import Record
+from connectors.budget import BATCH_BYTES, LoadBudget
 from connectors.errors import ConnectorError, PermanentError
 from connectors.sql_errors import classify
 
@@ -116,45 +117,76 @@ def replace_partition(
     records: Iterable[Record],
     heartbeat: Callable[[], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    budget: LoadBudget | None = None,
 ) -> int:
     """Replace `data_date`'s rows of the table with `records`, in one transaction.
 
-    `records` is read once, a batch at a time, and may be lazy (a source streaming its
-    rows): only one batch is held at once. `schema`, when given, is created if missing.
-    Raises PermanentError for a type conflict or an unusable record key, and the classified
-    error for a database failure. `before_commit` (the run's fence) runs once the rows are
-    written, while the table's lock is held; whatever it raises rolls the transaction back
-    and passes through.
+    `records` is read once, a batch at a time (see `_Batches`), and may be lazy (a source
+    streaming its rows): only one batch is held at once, and only while the worker's
+    `budget` lends it a slot. `schema`, when given, is created if missing. Raises
+    PermanentError for a type conflict or an unusable record key, the classified error for
+    a database failure, and the source's own error as it is. `before_commit` (the run's
+    fence) runs once the rows are written, while the table's lock is held; whatever it
+    raises rolls the transaction back and passes through.
     """
     cache_key = (engine.url.render_as_string(hide_password=True), schema, table_name)
     hooks = _Hooks(heartbeat=heartbeat, before_commit=before_commit)
-    batches = _Batches(records)
+    batches = _Batches(records, budget or LoadBudget())
     knew_the_table = cache_key in _known_tables
     try:
         return _replace(engine, table_name, schema, data_date, batches, hooks, cache_key)
     except (ConnectorError, SQLAlchemyError):
-        if not knew_the_table or batches.read_past_first:
+        if not knew_the_table or not batches.can_start_again:
             raise
     # What this process knew of the table may be stale (dropped or changed elsewhere):
-    # inspect it afresh, once; nothing past the first batch has been read yet.
+    # inspect it afresh, once; the source has given nothing past the first batch yet.
     return _replace(engine, table_name, schema, data_date, batches, hooks, cache_key)
 
 
 class _Batches:
-    """The records in batches of INSERT_BATCH_ROWS. The first is read at once (so a source
-    that fails at its start fails before the load begins) and can be read again, for the
-    load's one retry; the others are read once, as the load goes."""
+    """The records a batch at a time, each read while a slot of the budget is held (until
+    the next is asked for). A batch is about BATCH_BYTES, at most INSERT_BATCH_ROWS records.
+    The first is kept, so that the load can start again once if the source has given
+    nothing more and has not failed; the others are read once, as the load goes."""
 
-    def __init__(self, records: Iterable[Record]) -> None:
-        self._rest = iter(records)
-        self.first = list(islice(self._rest, INSERT_BATCH_ROWS))
-        self.read_past_first = False
+    def __init__(self, records: Iterable[Record], budget: LoadBudget) -> None:
+        self._records = iter(records)
+        self._budget = budget
+        self._first: list[Record] | None = None
+        self.can_start_again = True
 
-    def __iter__(self) -> Iterator[list[Record]]:
-        yield self.first
-        while batch := list(islice(self._rest, INSERT_BATCH_ROWS)):
-            self.read_past_first = True
-            yield batch
+    def __iter__(self) -> Generator[list[Record], None, None]:
+        with self._budget.batch():
+            if self._first is None:
+                self._first = self._read()
+            yield self._first
+        while True:
+            with self._budget.batch():
+                self.can_start_again = False
+                batch = self._read()
+                if not batch:
+                    return
+                yield batch
+
+    def _read(self) -> list[Record]:
+        batch: list[Record] = []
+        size = 0
+        try:
+            for record in self._records:
+                batch.append(record)
+                size += _approximate_bytes(record)
+                if len(batch) == INSERT_BATCH_ROWS or size >= BATCH_BYTES:
+                    break
+        except BaseException:
+            self.can_start_again = False  # the source failed: never read it again
+            raise
+        return batch
+
+
+def _approximate_bytes(record: Record) -> int:
+    """About what a record takes in memory, with its converted row (dicts, strings): a
+    cheap bound, not a measure."""
+    return 400 + sum(120 + len(str(key)) + len(str(value)) for key, value in record.items())
 
 
 def _replace(
@@ -168,14 +200,16 @@ def _replace(
 ) -> int:
     label = f"{schema}.{table_name}" if schema else table_name
     written = 0
+    reading = iter(batches)
     try:
         if schema is not None and cache_key not in _known_tables:
             _ensure_schema(engine, schema)
         with engine.begin() as connection:
             _lock_table(connection, label)
-            table = _prepare_table(connection, table_name, schema, batches.first, label, cache_key)
+            first = next(reading)
+            table = _prepare_table(connection, table_name, schema, first, label, cache_key)
             connection.execute(delete(table).where(table.c.data_date == data_date))
-            for batch in batches:
+            for batch in itertools.chain([first], reading):
                 # a batch may bring keys the ones before did not: their columns come now
                 table = _prepare_table(connection, table_name, schema, batch, label, cache_key)
                 rows = _rows(connection, table, batch, data_date, label)
@@ -192,6 +226,8 @@ def _replace(
     except BaseException:  # PermanentError, the fence's error: the transaction rolled back
         _known_tables.pop(cache_key, None)
         raise
+    finally:
+        reading.close()  # gives back the budget's slot at once, whatever happened
     return written
 
 

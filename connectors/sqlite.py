@@ -55,6 +55,7 @@ class SqliteDestination:
             data_date=data_date,
             records=records,
             before_commit=context.still_current,
+            budget=context.load_budget,
         )
 
 

@@ -4,7 +4,7 @@ creation, added columns, the type rules, batching and one-transaction partition 
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from ipaddress import ip_network
 from pathlib import Path
@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import Engine, event
 
 from connectors.base import Destination, Record, RunContext
+from connectors.budget import LoadBudget
 from connectors.demo import demo_rows
 from connectors.egress import EgressPolicy
-from connectors.errors import PermanentError
+from connectors.errors import PermanentError, TransientError
 from connectors.registry import parse_destination
 from connectors.sql_table import INSERT_BATCH_ROWS
 from tests.scratch_postgres import query, scratch_database
@@ -370,3 +371,68 @@ def test_a_key_first_seen_in_a_later_batch_gets_its_column(sink: Sink) -> None:
     assert sink.column_types()["late"] == "float"
     assert sink.select("SELECT count(*) FROM ads WHERE late = 1.5") == [(1,)]
     assert sink.select("SELECT count(*) FROM ads WHERE late IS NULL") == [(INSERT_BATCH_ROWS + 1,)]
+
+
+def test_a_source_failing_after_a_batch_is_never_loaded_in_part(sink: Sink) -> None:
+    sink.write(DAY, demo_rows(DAY, 10))  # the table is known: a failed load could retry
+
+    def records() -> Iterator[Record]:
+        yield from demo_rows(DAY, INSERT_BATCH_ROWS + 1)
+        raise TransientError("sql source query: connection lost")
+
+    with pytest.raises(TransientError):
+        sink.write(DAY, records())
+
+    assert sink.count(DAY) == 10, "the old partition stays whole"
+
+
+def test_batches_of_large_records_are_fewer_records(sink: Sink) -> None:
+    big = [{"n": n, "blob": "x" * 100_000} for n in range(200)]  # 20 MB in all
+    inserts: list[str] = []
+
+    def count_inserts(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count_inserts)
+    try:
+        assert sink.write(DAY, big) == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", count_inserts)
+
+    assert 3 <= len(inserts) <= 4, "about 8 MiB a batch, not all 20 MB in one"
+
+
+def test_loads_wait_for_a_slot_of_the_workers_budget(sink: Sink) -> None:
+    budget = LoadBudget(1)
+    context = replace(sink.context, load_budget=budget)
+    source_waits = threading.Event()
+    go_on = threading.Event()
+
+    def slow_source() -> Iterator[Record]:
+        yield from demo_rows(DAY, INSERT_BATCH_ROWS)
+        source_waits.set()
+        go_on.wait(30)  # reading its second batch, with the budget's only slot
+        yield from demo_rows(DAY, 3)
+
+    results: dict[str, int] = {}
+    slow = threading.Thread(
+        target=lambda: results.update(
+            slow=sink.destination.replace_partition(DAY, slow_source(), context)
+        )
+    )
+    slow.start()
+    assert source_waits.wait(30)
+    other = threading.Thread(
+        target=lambda: results.update(
+            other=sink.destination.replace_partition(OTHER_DAY, demo_rows(OTHER_DAY, 5), context)
+        )
+    )
+    other.start()
+    other.join(1.0)
+    assert "other" not in results, "the other load waits for the slot"
+
+    go_on.set()
+    slow.join(30)
+    other.join(30)
+    assert results == {"slow": INSERT_BATCH_ROWS + 3, "other": 5}
