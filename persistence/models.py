@@ -150,6 +150,8 @@ class TransferRun(SQLModel, table=True):
             postgresql_where=text("superseded_time IS NOT NULL"),
         ),
         Index("ix_transfer_runs_transfer_date", "transfer_id", "data_date"),
+        # The runs list's default order, newest first (persistence/runs.py list_runs).
+        Index("ix_transfer_runs_transfer_created", "transfer_id", "created_time", "id"),
         Index("ix_transfer_runs_backfill_status", "backfill_id", "status"),
         # A Recurring run per firing of the transfer's schedule, however often it is retried.
         Index(

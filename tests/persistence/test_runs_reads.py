@@ -320,3 +320,41 @@ def test_recent_durations_are_the_latest_completed_runs_of_each(owner: Owner) ->
     assert len(by_transfer[owner.transfer_id]) == 6  # completed only; the failed one is not
     assert all(0 <= seconds < 5 for seconds in by_transfer[owner.transfer_id])
     assert runs.recent_durations_by_backfill(db=owner.db, backfill_ids=[], per_backfill=3) == {}
+
+
+def test_the_newest_runs_of_a_century_are_found_without_sorting_them_all(
+    owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = date(1925, 1, 1)
+    backfill = owner.create(first, first + timedelta(days=36_499))
+    assert backfill.id is not None
+    for n in range(0, 36_500, 1000):
+        last = first + timedelta(days=min(n + 999, 36_499))
+        runs.plan_runs(db=owner.db, backfill_id=backfill.id, first=first + timedelta(n), last=last)
+
+    def newest_page() -> tuple[list[int], int]:
+        with captured_reads(owner) as reads:
+            found = runs.list_runs(
+                db=owner.db,
+                team_id=owner.team_id,
+                transfer_id=owner.transfer_id,
+                start_date=date(1900, 1, 1),
+                end_date=date(2100, 1, 1),
+                issues_only=False,
+                sort_field=runs.RunSortField.CREATED_TIME,
+                sort_direction=runs.SortDirection.DESC,
+                limit=100,
+                offset=0,
+            )
+        return [run.id or 0 for run in found], max(work_of(owner, *read) for read in reads)
+
+    ids, work = newest_page()
+    monkeypatch.setattr(runs, "WIDE_RANGE_DAYS", 10**6)  # as before: the date index, sorted
+    sorted_ids, sorted_work = newest_page()
+
+    assert ids == sorted_ids and len(ids) == 100
+    assert ids == sorted(ids, reverse=True), "newest first (planned in order)"
+    if owner.db.engine.dialect.name == "sqlite":
+        assert work * 20 < sorted_work, (work, sorted_work)
+    else:  # PostgreSQL's planner walks the index itself: a few pages, not 36,500 rows
+        assert work < 2_000, work
