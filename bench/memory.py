@@ -110,12 +110,10 @@ def http_source(rows: int) -> tuple[dict[str, object], ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/{{data_date}}"
-    source = {
-        "type": "http",
-        "url": url,
-        "timeout_s": 600,
-        "max_response_bytes": 16 * 1024**3,
-    }
+    # the body's size with room to spare (and within the 1 GiB the code before streaming
+    # took, so the two can be compared up to that size)
+    limit = min(max(1024**3, rows * ROW_BYTES * 2), 16 * 1024**3)
+    source = {"type": "http", "url": url, "timeout_s": 600, "max_response_bytes": limit}
     return source, server
 
 

@@ -3,7 +3,8 @@ creation, added columns, the type rules, batching and one-transaction partition 
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from ipaddress import ip_network
@@ -264,19 +265,28 @@ def test_a_table_made_elsewhere_without_data_date_is_refused(sink: Sink) -> None
     assert "data_date" in str(raised.value)
 
 
-def test_many_rows_are_loaded_in_batches(sink: Sink) -> None:
-    rows = 2 * INSERT_BATCH_ROWS + 7
+@contextmanager
+def inserts_seen(on_insert: Callable[[], object] = lambda: None) -> Iterator[list[str]]:
+    """The INSERT statements any engine runs meanwhile; `on_insert` is called at each."""
     inserts: list[str] = []
 
-    def count_inserts(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if statement.lstrip().upper().startswith("INSERT"):
             inserts.append(statement)
+            on_insert()
 
-    event.listen(Engine, "before_cursor_execute", count_inserts)
+    event.listen(Engine, "before_cursor_execute", note)
     try:
-        assert sink.write(DAY, demo_rows(DAY, rows)) == rows
+        yield inserts
     finally:
-        event.remove(Engine, "before_cursor_execute", count_inserts)
+        event.remove(Engine, "before_cursor_execute", note)
+
+
+def test_many_rows_are_loaded_in_batches(sink: Sink) -> None:
+    rows = 2 * INSERT_BATCH_ROWS + 7
+
+    with inserts_seen() as inserts:
+        assert sink.write(DAY, demo_rows(DAY, rows)) == rows
 
     assert sink.count(DAY) == rows
     # a round trip per batch (PostgreSQL: per page of 1000 rows), never per row
@@ -342,15 +352,8 @@ def test_a_lazy_source_is_read_a_batch_at_a_time(sink: Sink) -> None:
             pulled += 1
             yield record
 
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            pulled_at_inserts.append(pulled)
-
-    event.listen(Engine, "before_cursor_execute", note)
-    try:
+    with inserts_seen(lambda: pulled_at_inserts.append(pulled)):
         written = sink.destination.replace_partition(DAY, records(), sink.context)
-    finally:
-        event.remove(Engine, "before_cursor_execute", note)
 
     assert written == total == sink.count(DAY)
     assert pulled_at_inserts[0] == INSERT_BATCH_ROWS, "the first batch went in before the rest"
@@ -388,17 +391,9 @@ def test_a_source_failing_after_a_batch_is_never_loaded_in_part(sink: Sink) -> N
 
 def test_batches_of_large_records_are_fewer_records(sink: Sink) -> None:
     big = [{"n": n, "blob": "x" * 100_000} for n in range(200)]  # 20 MB in all
-    inserts: list[str] = []
 
-    def count_inserts(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            inserts.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", count_inserts)
-    try:
+    with inserts_seen() as inserts:
         assert sink.write(DAY, big) == 200
-    finally:
-        event.remove(Engine, "before_cursor_execute", count_inserts)
 
     assert 3 <= len(inserts) <= 4, "about 8 MiB a batch, not all 20 MB in one"
 
