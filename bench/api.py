@@ -69,7 +69,7 @@ async def run(
             async with httpx.AsyncClient(
                 base_url=base, headers=headers, timeout=30, limits=limits
             ) as http:
-                first = date(2010, 1, 1)
+                first = date(1900, 1, 1)  # a century ends in the past too
                 last = first + timedelta(days=dates - 1)
                 created = await http.post(
                     f"/teams/{transfer.team_id}/transfers/{transfer.id}/backfills",

@@ -7,7 +7,7 @@ workflow has drained (its in-flight runs finished and it closed).
 import argparse
 import asyncio
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 import httpx
@@ -31,13 +31,16 @@ async def drained_after(handle: WorkflowHandle[Any, Any], started: float) -> flo
     return time.perf_counter() - started
 
 
-async def stopped_after(handle: WorkflowHandle[Any, Any], started: float) -> float:
-    """Until the workflow itself knows of the cancel (its signal came from the outbox)."""
-    while True:
-        progress = await handle.query(BackfillWorkflow.progress)
-        if progress.status == BackfillStatus.CANCELLED:
-            return time.perf_counter() - started
-        await asyncio.sleep(0.02)
+async def signalled_after(handle: WorkflowHandle[Any, Any], sent: float) -> float:
+    """From the PATCH to Temporal's taking the `cancel` signal (from the outbox), read off
+    the workflow's history afterwards, so that measuring it loads nothing meanwhile."""
+    async for event in handle.fetch_history_events():
+        attributes = event.workflow_execution_signaled_event_attributes
+        if event.HasField("workflow_execution_signaled_event_attributes") and (
+            attributes.signal_name == "cancel"
+        ):
+            return event.event_time.ToDatetime(tzinfo=UTC).timestamp() - sent
+    raise AssertionError(f"{handle.id} was never signalled")
 
 
 async def run(backfill_count: int, latency_ms: int, database_url: str | None) -> None:
@@ -62,10 +65,11 @@ async def run(backfill_count: int, latency_ms: int, database_url: str | None) ->
                 await asyncio.sleep(latency_ms / 1000 + 1)  # every backfill has runs in flight
 
                 patch_seconds: list[float] = []
-                drains, stops = [], []
+                drains, sent_at, handles = [], [], []
                 for team_id, backfill, headers in created:
                     backfill_id = backfill["transfer_backfill_id"]
                     started = time.perf_counter()
+                    sent_at.append(time.time())
                     response = await http.patch(
                         f"/teams/{team_id}/backfills/{backfill_id}",
                         json={"status": BackfillStatus.CANCELLED},
@@ -77,12 +81,15 @@ async def run(backfill_count: int, latency_ms: int, database_url: str | None) ->
                         BackfillWorkflow.run, workflow_id(backfill_id)
                     )
                     drains.append(drained_after(handle, started))
-                    stops.append(asyncio.create_task(stopped_after(handle, started)))
+                    handles.append(handle)
                 drain_seconds = await asyncio.gather(*drains)
-                stop_seconds = await asyncio.gather(*stops)
+                stop_seconds = [
+                    await signalled_after(handle, sent)
+                    for handle, sent in zip(handles, sent_at, strict=True)
+                ]
             print(f"backfills={backfill_count} demo latency={latency_ms}ms, 2 runs in flight each")
             print(f"PATCH cancel latency: {summary_ms(patch_seconds)}  (target p99 <= 20 ms)")
-            print(f"cancel -> the workflow has it: {summary_ms(stop_seconds)}  (target < 1 s)")
+            print(f"PATCH -> cancel signal in Temporal: {summary_ms(stop_seconds)}  (target < 1 s)")
             print(f"cancel -> workflow drained and closed: {summary_ms(drain_seconds)}")
         finally:
             stop_all(api, worker)
