@@ -97,8 +97,41 @@ async def _repair(
         )
     if should_exist == (actual is not None):
         return False  # the listing lagged; Temporal agrees with the record
+    return await _apply_unless_changed(db, temporal, transfer)
+
+
+async def _apply_unless_changed(
+    db: Database, temporal: TransferSchedules, transfer: Transfer
+) -> bool:
+    """Apply `transfer` to Temporal, unless its record changed since it was read: a change
+    in flight (a PATCH, a DELETE that took the Schedule away before removing the transfer)
+    is its own writer's to apply. The record is read again before and after, so that a
+    change landing meanwhile is applied after this repair and never undone by it."""
+    assert transfer.id is not None
+    if not _unchanged(await _read(db, transfer.id), transfer):
+        return False
     await temporal.apply(transfer)
+    after = await _read(db, transfer.id)
+    if after is not None and not _unchanged(after, transfer):
+        await temporal.apply(after)
     return True
+
+
+async def _read(db: Database, transfer_id: int) -> Transfer | None:
+    try:
+        return await asyncio.to_thread(
+            transfers.get_transfer_for_worker, db=db, transfer_id=transfer_id
+        )
+    except NotFoundError:
+        return None
+
+
+def _unchanged(now: Transfer | None, before: Transfer) -> bool:
+    return (
+        now is not None
+        and now.schedule_version == before.schedule_version
+        and now.removed_time == before.removed_time
+    )
 
 
 async def _delete_orphan(db: Database, temporal: TransferSchedules, transfer_id: int) -> bool:
