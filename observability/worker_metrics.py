@@ -99,10 +99,12 @@ class MetricsPortError(Exception):
 
 
 class BackfillStatusCollector(Collector):
-    """`backfills_backfills{status}`, counted in the database at each scrape."""
+    """`backfills_backfills{status}`, counted in the database at each scrape. A scrape whose
+    read fails repeats the last counts (and logs it) rather than drop the series."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.last_counts: dict[str, int] | None = None
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield self._family()
@@ -114,7 +116,10 @@ class BackfillStatusCollector(Collector):
                 counts = dict(session.exec(query).all())
         except Exception as exc:
             log.warning("backfills by status not counted: %s", exc.__class__.__name__)
-            return
+            if self.last_counts is None:
+                return
+            counts = self.last_counts  # a scrape during a database hiccup keeps the series
+        self.last_counts = counts
         family = self._family()
         for status in BackfillStatus:
             family.add_metric([status.value], counts.get(status.value, 0))
@@ -136,6 +141,9 @@ def serve_worker_metrics(settings: Settings, db: Database) -> bool:
     global _collector
     if settings.worker_metrics_port == 0:
         return False
+    if _collector is None:  # before the server starts: its first scrape must have it
+        _collector = BackfillStatusCollector(db)
+        WORKER_REGISTRY.register(_collector)
     address = f"{settings.metrics_host}:{settings.worker_metrics_port}"
     try:
         start_http_server(
@@ -148,9 +156,6 @@ def serve_worker_metrics(settings: Settings, db: Database) -> bool:
             "BACKFILLS_WORKER_METRICS_PORT",
             exc.strerror or exc,
         ) from None
-    if _collector is None:
-        _collector = BackfillStatusCollector(db)
-        WORKER_REGISTRY.register(_collector)
     log.info("worker metrics on http://%s/metrics", address)
     return True
 
