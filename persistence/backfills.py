@@ -32,6 +32,7 @@ from persistence.errors import (
 from persistence.lookup import get_row
 from persistence.models import Backfill, IdempotencyKey, RunOrder, Transfer
 from persistence.outbox import OutgoingSignal, forget_signals, queue_signals
+from persistence.run_counts import with_pending_counts
 from persistence.transfers import team_transfer_row
 from statuses import (
     ACTIVE_BACKFILL_STATUSES,
@@ -215,7 +216,8 @@ def _keyed_backfill(
             f'the Idempotency-Key "{key}" was already used with a different request (it '
             f"created backfill {found.backfill_id}); a new request needs a new key"
         )
-    return session.get(Backfill, found.backfill_id)
+    backfill = session.get(Backfill, found.backfill_id)
+    return None if backfill is None else _counted(session, backfill)
 
 
 def overlapping_backfill(
@@ -308,13 +310,18 @@ def discard_unstarted_backfill(*, db: Database, backfill_id: int) -> None:
 def get_team_backfill(*, db: Database, team_id: int, backfill_id: int) -> Backfill:
     """The team's backfill; NotFoundError when it is missing or another team's."""
     with db.read() as session:
-        return get_row(session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND)
+        return _counted(
+            session, get_row(session, Backfill, backfill_id, team_id=team_id, missing=_NOT_FOUND)
+        )
 
 
 def get_backfill_for_worker(*, db: Database, backfill_id: int) -> Backfill:
     """A backfill by its id alone, whichever team's it is."""
     with db.read() as session:
-        return get_row(session, Backfill, backfill_id, team_id=None, missing=_missing(backfill_id))
+        return _counted(
+            session,
+            get_row(session, Backfill, backfill_id, team_id=None, missing=_missing(backfill_id)),
+        )
 
 
 def latest_backfill(*, db: Database, team_id: int, transfer_id: int) -> Backfill:
@@ -325,9 +332,9 @@ def latest_backfill(*, db: Database, team_id: int, transfer_id: int) -> Backfill
             .where(Backfill.transfer_id == transfer_id)
             .order_by(col(Backfill.created_time).desc(), col(Backfill.id).desc())
         ).first()
-    if backfill is None:
-        raise NotFoundError("the transfer has no backfill")
-    return backfill
+        if backfill is None:
+            raise NotFoundError("the transfer has no backfill")
+        return _counted(session, backfill)
 
 
 def list_incomplete_backfills(
@@ -345,7 +352,9 @@ def list_incomplete_backfills(
             .offset(offset)
             .limit(limit)
         )
-        return list(session.exec(query))
+        found = list(session.exec(query))
+        with_pending_counts(session, found)
+        return found
 
 
 def cancel_backfill(
@@ -390,7 +399,7 @@ def cancel_backfill(
             queue_signals(session, backfill_id, [OutgoingSignal("cancel", {"user_id": user_id})])
         ended = session.get(Backfill, backfill_id, populate_existing=True)
         assert ended is not None
-        return ended
+        return _counted(session, ended)
 
 
 def mark_scheduled(*, db: Database, backfill_id: int) -> None:
@@ -411,7 +420,7 @@ def finish_backfill(*, db: Database, backfill_id: int) -> BackfillStatus:
         )
         if backfill.status not in INCOMPLETE_BACKFILL_STATUSES:
             return BackfillStatus(backfill.status)
-        failed = backfill.transfer_runs_failed > 0
+        failed = _counted(session, backfill).transfer_runs_failed > 0
         final = BackfillStatus.FAILED if failed else BackfillStatus.COMPLETED
         _guarded_update(
             session,
@@ -462,7 +471,7 @@ def change_control(
             limits = max_concurrent_runs is not None or max_failed_runs is not None
             signals = _control_signals(backfill, paused, limits or remove_failure_budget)
             queue_signals(session, backfill_id, signals)
-        return backfill
+        return _counted(session, backfill)
 
 
 def _control_signals(backfill: Backfill, paused: bool | None, limits: bool) -> list[OutgoingSignal]:
@@ -638,6 +647,12 @@ def close_abandoned_backfill(
         if status == BackfillStatus.CANCELLED:
             backfill.removed_time = now
         return True
+
+
+def _counted(session: Session, backfill: Backfill) -> Backfill:
+    """The backfill with the run counts not yet on its row (persistence/run_counts.py)."""
+    with_pending_counts(session, [backfill])
+    return backfill
 
 
 def _missing(backfill_id: int) -> str:

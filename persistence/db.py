@@ -75,6 +75,14 @@ class Database:
         self.url = normalize_url(url)
         self.engine = get_engine(self.url)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        # A read sees one snapshot however many statements it takes: a backfill's row and
+        # its pending run counts (persistence/run_counts.py) must agree. Read-only, it never
+        # fails for it. SQLite's reads see one snapshot per transaction already.
+        self._read_engine = (
+            self.engine
+            if is_sqlite(self.url)
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
         self._writer_turn: AbstractContextManager[object] = (
             _writer_lock(self.url) if is_sqlite(self.url) else nullcontext()
         )
@@ -85,7 +93,7 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self._read_engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager

@@ -226,6 +226,22 @@ class QueuedSignal(SQLModel, table=True):
     last_error: str | None = None
 
 
+class RunCountDelta(SQLModel, table=True):
+    """Ended runs a backfill's row does not count yet: a run that ends while another
+    transaction holds that row leaves its count here instead of waiting for it, and the
+    next transaction to take the row adds these to it (persistence/run_counts.py). No
+    foreign key: checking one would lock the backfill row (FOR KEY SHARE), the very wait
+    this table avoids."""
+
+    __tablename__ = "run_count_deltas"
+    __table_args__ = (Index("ix_run_count_deltas_backfill", "backfill_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    backfill_id: int
+    completed: int = 0
+    failed: int = 0
+
+
 class TeamSecret(SQLModel, table=True):
     """A team's secret for `${NAME}` references. Only its ciphertext is stored (see
     persistence/secret_box.py); the API returns the name and times, never the value."""

@@ -5,14 +5,15 @@ Each transition updates the run and its backfill's counters in one transaction, 
 the run was in the expected state: a retried activity can never count a run twice.
 
 Lock order, so that PostgreSQL cannot deadlock by construction: a transaction that writes a
-backfill's runs and the backfill row (its status or its counters) locks the backfill row
-first, by an UPDATE of it or `SELECT ... FOR UPDATE`, and only then the runs. plan_runs,
-complete_run and fail_run (`statements.LOCK_BACKFILL*`), begin_run while the backfill is not
-yet RUNNING (`MARK_BACKFILL_RUNNING` comes first), and persistence.backfills' cancel_backfill
-and close_abandoned_backfill all do. A transaction that locks one run row and nothing after
-it (begin_run of a RUNNING backfill, record_attempt_error) waits for nothing while it holds
-that lock, so it cannot close a cycle either. A partition claim (`claim_partition`, and the
-UPDATE of begin_run) takes its (transfer, data_date) advisory lock after the backfill row
+backfill's runs and waits for the backfill row (its status or its counters) locks the
+backfill row first, by an UPDATE of it or `SELECT ... FOR UPDATE`, and only then the runs.
+plan_runs, begin_run while the backfill is not yet RUNNING (`MARK_BACKFILL_RUNNING` comes
+first), and persistence.backfills' cancel_backfill and close_abandoned_backfill all do.
+complete_run and fail_run lock their run first, and then take the backfill row only if it is
+free, never waiting for it (persistence/run_counts.py). A transaction that locks one run row
+and waits for nothing after it (those two, begin_run of a RUNNING backfill,
+record_attempt_error) cannot close a cycle either. A partition claim (`claim_partition`, and
+the UPDATE of begin_run) takes its (transfer, data_date) advisory lock after the backfill row
 and before its run's row; no transaction takes two such locks, and no other writer waits for
 one while holding a run row, so no cycle can close through them either. On SQLite,
 `BEGIN IMMEDIATE` serializes writers (persistence/db.py).
@@ -55,6 +56,7 @@ from persistence.db import Database
 from persistence.errors import NotFoundError
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
+from persistence.run_counts import add_run_counts, count_ended_run
 from statuses import NOT_STARTED_RUN_STATUSES, BackfillStatus, RunStatus
 
 
@@ -182,29 +184,6 @@ def end_unfinished_runs(
         add_run_counts(session.connection(), backfill_id, failed=ended.rowcount)
 
 
-def add_run_counts(
-    connection: Connection,
-    backfill_id: int,
-    *,
-    created: int = 0,
-    completed: int = 0,
-    failed: int = 0,
-    cancelled: int = 0,
-) -> None:
-    """Add to the backfill's run counters, in the caller's transaction."""
-    if created or completed or failed or cancelled:
-        connection.execute(
-            statements.ADD_RUN_COUNTS,
-            statements.count_parameters(
-                backfill_id,
-                created=created,
-                completed=completed,
-                failed=failed,
-                cancelled=cancelled,
-            ),
-        )
-
-
 def begin_run(
     *,
     db: Database,
@@ -288,9 +267,7 @@ def complete_run(
         "p_total_rows": total_rows,
         "p_query_details": query_details,
     }
-    return _end_run(
-        db, statements.LOCK_BACKFILL_OF_RUN, statements.COMPLETE_RUN, parameters, completed=1
-    )
+    return _end_run(db, statements.COMPLETE_RUN, parameters, completed=1)
 
 
 def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -> bool:
@@ -301,7 +278,7 @@ def fail_run(*, db: Database, backfill_id: int, data_date: date, message: str) -
         "p_now": utcnow(),
         "p_message": message,
     }
-    return _end_run(db, statements.LOCK_BACKFILL, statements.FAIL_RUN, parameters, failed=1)
+    return _end_run(db, statements.FAIL_RUN, parameters, failed=1)
 
 
 def record_attempt_error(
@@ -472,22 +449,20 @@ def _dates_to_filter(
 
 def _end_run(
     db: Database,
-    lock_backfill: Select[tuple[int]],
     statement: Update,
     parameters: dict[str, Any],
     *,
     completed: int = 0,
     failed: int = 0,
 ) -> bool:
-    """End the run with `statement` (guarded by the run's state) and count it, at once;
-    the run's backfill is locked first (`lock_backfill`), in the module's lock order."""
+    """End the run with `statement` (guarded by the run's state) and count it, at once,
+    without waiting for its backfill's row (persistence/run_counts.py)."""
     with db.write_connection() as connection:
-        connection.execute(lock_backfill, parameters)
         ended = connection.execute(statement, parameters).first()
         if ended is None:
             return False
         if ended[0] is not None:  # a Recurring run has no backfill to count it
-            add_run_counts(connection, ended[0], completed=completed, failed=failed)
+            count_ended_run(connection, ended[0], completed=completed, failed=failed)
         return True
 
 

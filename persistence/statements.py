@@ -7,29 +7,32 @@ expression building per call, so a transition costs one compiled-cache hit per s
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, exists, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, exists, func, insert, select, update
 
-from persistence.models import Backfill, TransferRun
+from persistence.models import Backfill, RunCountDelta, TransferRun
 from statuses import NOT_STARTED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, BackfillStatus, RunStatus
 
 runs_table: Table = TransferRun.__table__  # type: ignore[attr-defined]
 backfills_table: Table = Backfill.__table__  # type: ignore[attr-defined]
-_runs, _backfills = runs_table.c, backfills_table.c
+deltas_table: Table = RunCountDelta.__table__  # type: ignore[attr-defined]
+_runs, _backfills, _deltas = runs_table.c, backfills_table.c, deltas_table.c
 
-# The lock order (persistence/runs.py): a transaction that writes a backfill's runs and its
-# counters locks the backfill row first. SQLite renders no FOR UPDATE: BEGIN IMMEDIATE has
-# serialized the writers already.
-LOCK_BACKFILL = (
-    select(_backfills.id).where(_backfills.id == bindparam("p_backfill_id")).with_for_update()
-)
-
-LOCK_BACKFILL_OF_RUN = (
+# A run that ends takes its backfill's row only if it is free (persistence/run_counts.py).
+# SQLite renders no FOR UPDATE: BEGIN IMMEDIATE has serialized the writers already.
+TRY_LOCK_BACKFILL = (
     select(_backfills.id)
-    .where(
-        _backfills.id
-        == select(_runs.backfill_id).where(_runs.id == bindparam("p_run_id")).scalar_subquery()
-    )
-    .with_for_update()
+    .where(_backfills.id == bindparam("p_backfill_id"))
+    .with_for_update(skip_locked=True)
+)
+ADD_COUNT_DELTA = insert(deltas_table).values(
+    backfill_id=bindparam("p_backfill_id"),
+    completed=bindparam("p_completed"),
+    failed=bindparam("p_failed"),
+)
+TAKE_COUNT_DELTAS = (
+    delete(deltas_table)
+    .where(_deltas.backfill_id == bindparam("p_backfill_id"))
+    .returning(_deltas.completed, _deltas.failed)
 )
 
 MARK_BACKFILL_RUNNING = (
