@@ -56,7 +56,7 @@ from persistence.db import Database
 from persistence.errors import NotFoundError
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
-from persistence.run_counts import add_run_counts, count_ended_run
+from persistence.run_counts import add_run_counts, count_ended_run, with_pending_counts
 from statuses import NOT_STARTED_RUN_STATUSES, BackfillStatus, RunStatus
 
 
@@ -333,6 +333,7 @@ def with_runs_in_flight(
         rows = session.exec(
             select(Backfill, running).where(col(Backfill.id).in_(backfill_ids))
         ).all()
+        with_pending_counts(session, [backfill for backfill, _ in rows])
         return {backfill.id: (backfill, count) for backfill, count in rows if backfill.id}
 
 

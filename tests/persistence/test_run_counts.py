@@ -140,3 +140,42 @@ def test_counts_read_in_one_snapshot_match_the_runs_under_every_race(owner: Owne
         assert ended_in_snapshot(session, backfill_id) == (DAYS - 5, 5, DAYS - 5, 5)
     final = backfills.get_team_backfill(db=owner.db, team_id=owner.team_id, backfill_id=backfill_id)
     assert (final.transfer_runs_completed, final.transfer_runs_failed) == (DAYS - 5, 5)
+
+
+def every_reader(owner: Owner, backfill: Backfill) -> dict[str, Backfill]:
+    """The backfill as each public read of backfills returns it."""
+    assert backfill.id is not None
+    team, one = owner.team_id, backfill.id
+    return {
+        "get_team_backfill": backfills.get_team_backfill(
+            db=owner.db, team_id=team, backfill_id=one
+        ),
+        "get_backfill_for_worker": backfills.get_backfill_for_worker(db=owner.db, backfill_id=one),
+        "latest_backfill": backfills.latest_backfill(
+            db=owner.db, team_id=team, transfer_id=backfill.transfer_id
+        ),
+        "list_incomplete_backfills": next(
+            b for b in backfills.list_incomplete_backfills(db=owner.db, team_id=team) if b.id == one
+        ),
+        "with_runs_in_flight": runs.with_runs_in_flight(db=owner.db, backfill_ids=[one])[one][0],
+        "change_control": backfills.change_control(
+            db=owner.db, team_id=team, backfill_id=one, max_concurrent_runs=3
+        ),
+    }
+
+
+def test_every_read_of_a_backfill_adds_the_counts_left_beside_its_row(owner: Owner) -> None:
+    """Counts left beside the row stay there until the next run finds the row free: each
+    read must add them (the API's GET once missed them through `with_runs_in_flight`)."""
+    if owner.db.is_sqlite:
+        pytest.skip("SQLite serializes writers: no run ends while another writer holds a row")
+    backfill, started = planned_and_started(owner, 4)
+    assert backfill.id is not None
+    with owner.db.write() as holder, ThreadPoolExecutor(max_workers=3) as ending:
+        get_row(holder, Backfill, backfill.id, team_id=None, missing="gone", lock=True)
+        assert all(ending.map(partial(complete, owner), started[:3], timeout=120))
+
+    with owner.db.read() as reader:
+        assert deltas_of(reader, backfill.id) == 3  # the state the readers must see through
+    seen = {name: b.transfer_runs_completed for name, b in every_reader(owner, backfill).items()}
+    assert seen == dict.fromkeys(seen, 3)
