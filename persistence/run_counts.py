@@ -18,7 +18,7 @@ never deltas.
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, ScalarSelect, func
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -71,6 +71,24 @@ def count_ended_run(
     add_run_counts(connection, backfill_id, completed=completed, failed=failed)
 
 
+def pending_counts_of_row() -> tuple[ScalarSelect[int], ScalarSelect[int]]:
+    """(completed, failed) left beside the backfill row of the enclosing query: columns to
+    read with the row in one statement, for `add_pending_counts`."""
+    of_row = col(RunCountDelta.backfill_id) == col(Backfill.id)
+    return (
+        select(func.coalesce(func.sum(RunCountDelta.completed), 0)).where(of_row).scalar_subquery(),
+        select(func.coalesce(func.sum(RunCountDelta.failed), 0)).where(of_row).scalar_subquery(),
+    )
+
+
+def add_pending_counts(backfill: Backfill, completed: int, failed: int) -> None:
+    """Add counts read beside the row to the backfill (in memory: nothing is written)."""
+    # committed values: the session must not think the row changed and write it back
+    completed_now = backfill.transfer_runs_completed + completed
+    set_committed_value(backfill, "transfer_runs_completed", completed_now)
+    set_committed_value(backfill, "transfer_runs_failed", backfill.transfer_runs_failed + failed)
+
+
 def with_pending_counts(session: Session, backfills: Sequence[Backfill]) -> None:
     """Add the deltas not yet on their rows to these backfills' counts (in memory: nothing
     is written). Call it once per read, in the session that read the rows."""
@@ -87,9 +105,4 @@ def with_pending_counts(session: Session, backfills: Sequence[Backfill]) -> None
         .group_by(col(RunCountDelta.backfill_id))
     )
     for backfill_id, completed, failed in pending:
-        backfill = by_id[backfill_id]
-        # committed values: the session must not think the row changed and write it back
-        completed_now = backfill.transfer_runs_completed + completed
-        set_committed_value(backfill, "transfer_runs_completed", completed_now)
-        failed_now = backfill.transfer_runs_failed + failed
-        set_committed_value(backfill, "transfer_runs_failed", failed_now)
+        add_pending_counts(by_id[backfill_id], completed, failed)

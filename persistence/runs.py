@@ -56,7 +56,12 @@ from persistence.db import Database
 from persistence.errors import NotFoundError
 from persistence.lookup import get_row
 from persistence.models import Backfill, RunType, TransferRun
-from persistence.run_counts import add_run_counts, count_ended_run, with_pending_counts
+from persistence.run_counts import (
+    add_pending_counts,
+    add_run_counts,
+    count_ended_run,
+    pending_counts_of_row,
+)
 from statuses import NOT_STARTED_RUN_STATUSES, BackfillStatus, RunStatus
 
 
@@ -316,9 +321,10 @@ def is_current_attempt(*, db: Database, run_id: int, attempt: int) -> bool:
 def with_runs_in_flight(
     *, db: Database, backfill_ids: list[int]
 ) -> dict[int, tuple[Backfill, int]]:
-    """Each backfill as it is now with how many of its runs are RUNNING, read in one statement
-    (one snapshot): a run that ends moves a status and a counter in one transaction, so the
-    pair read together never shows it ended in one and still running in the other."""
+    """Each backfill as it is now (with the counts left beside its row) with how many of its
+    runs are RUNNING, read in one statement (one snapshot): a run that ends moves a status and
+    a count in one transaction, so the two read together never show it ended in one and still
+    running in the other."""
     if not backfill_ids:
         return {}
     running = (
@@ -329,12 +335,19 @@ def with_runs_in_flight(
         )
         .scalar_subquery()
     )
+    pending_completed, pending_failed = pending_counts_of_row()
     with db.read() as session:
         rows = session.exec(
-            select(Backfill, running).where(col(Backfill.id).in_(backfill_ids))
+            select(Backfill, running, pending_completed, pending_failed).where(
+                col(Backfill.id).in_(backfill_ids)
+            )
         ).all()
-        with_pending_counts(session, [backfill for backfill, _ in rows])
-        return {backfill.id: (backfill, count) for backfill, count in rows if backfill.id}
+    found: dict[int, tuple[Backfill, int]] = {}
+    for backfill, running_now, completed, failed in rows:
+        add_pending_counts(backfill, completed, failed)  # counts left beside the row
+        if backfill.id is not None:
+            found[backfill.id] = (backfill, running_now)
+    return found
 
 
 def error_reports(*, db: Database, backfill_ids: list[int]) -> dict[int, list[RunError]]:
