@@ -5,6 +5,8 @@ check-then-insert (the overlap check on create) is serialized across processes e
 row lock serializes it on PostgreSQL.
 """
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -63,9 +65,47 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+class _WriterTurn:
+    """A SQLite file's write turn: first among this process's threads (a lock), then among
+    its processes (`flock` on a file beside it), then `BEGIN IMMEDIATE` as ever.
+
+    SQLite makes a writer that finds the file locked poll for it, sleeping up to 100 ms
+    between tries: behind a busy worker, an API write (a cancel) would sleep through many
+    of its commits. A waiter on `flock` wakes when the lock is released instead. It is a
+    courtesy, not the guarantee: a process that does not take it (the sqlite3 shell, say)
+    is still serialized by SQLite itself. Like SQLite's connections, a turn does not survive
+    a fork: every process that writes opens the file itself.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._path = f"{database}-writer.lock"
+        self._threads = threading.Lock()
+        self._file = -1
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._file < 0:
+                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 @lru_cache(maxsize=16)
-def _writer_lock(url: str) -> threading.Lock:
-    return threading.Lock()
+def _writer_turn(url: str) -> AbstractContextManager[object]:
+    """One turn per file and process, shared by every Database of that file."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return threading.Lock()
+    return _WriterTurn(str(Path(database).resolve()))
 
 
 class Database:
@@ -84,7 +124,7 @@ class Database:
             else self.engine.execution_options(isolation_level="REPEATABLE READ")
         )
         self._writer_turn: AbstractContextManager[object] = (
-            _writer_lock(self.url) if is_sqlite(self.url) else nullcontext()
+            _writer_turn(self.url) if is_sqlite(self.url) else nullcontext()
         )
 
     @property
@@ -100,8 +140,8 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any error.
 
-        On SQLite, the threads of one process take turns on a lock before `BEGIN IMMEDIATE`:
-        SQLite would make them poll for its write lock with sleeps instead.
+        On SQLite, writers take turns (`_WriterTurn`) before `BEGIN IMMEDIATE`: SQLite would
+        make them poll for its write lock with sleeps instead.
         """
         with (
             self._writer_turn,
