@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from persistence.clock import as_utc, utcnow
 from persistence.db import Database
@@ -112,15 +112,21 @@ def authenticate(*, db: Database, token: str) -> Caller | None:
 
 def authenticate_digest(*, db: Database, digest: str) -> Caller | None:
     """`authenticate` for a token already hashed with `hash_token` (the API hashes it once)."""
-    with db.read() as session:
-        row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
-        if row is None or row.revoked_time is not None:
-            return None
-        if row.expires_time is not None and as_utc(row.expires_time) <= utcnow():
-            return None
-        memberships = session.exec(select(Membership).where(Membership.user_id == row.user_id))
-        return Caller(
-            user_id=row.user_id,
-            scopes=frozenset(row.scopes.split()),
-            roles={m.team_id: m.role for m in memberships},
-        )
+    with db.read() as session:  # one statement: every request pays for this one
+        found = session.exec(
+            select(ApiToken, Membership)
+            .outerjoin(Membership, col(Membership.user_id) == col(ApiToken.user_id))
+            .where(ApiToken.token_hash == digest)
+        ).all()
+    if not found:
+        return None
+    row = found[0][0]
+    if row.revoked_time is not None:
+        return None
+    if row.expires_time is not None and as_utc(row.expires_time) <= utcnow():
+        return None
+    return Caller(
+        user_id=row.user_id,
+        scopes=frozenset(row.scopes.split()),
+        roles={m.team_id: m.role for _, m in found if m is not None},
+    )
