@@ -20,6 +20,7 @@ from api.routers import (
     backfills,
     dry_runs,
     health,
+    me,
     metrics,
     runs,
     secrets,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs.router,
         transfers.router,
         secrets.router,
+        me.router,
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
