@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimitMiddleware
+from api.console.router import install_console
 from api.deps import AsyncDatabase
 from api.docs import install_docs
 from api.errors import install_error_handlers
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     install_openapi(app)
     install_docs(app)
+    install_console(app)
     return app
 
 
