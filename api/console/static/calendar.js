@@ -112,7 +112,9 @@ class Year {
     ctx.font = "10px system-ui, sans-serif";
     for (let month = 0; month < 12; month += 1) {
       const day = toDay(`${this.year}-${String(month + 1).padStart(2, "0")}-01`);
-      if (day > this.last || day + 27 < this.first) continue;
+      const next = toDay(month === 11 ? `${this.year + 1}-01-01` : `${this.year}-${String(month + 2).padStart(2, "0")}-01`);
+      const shown = Math.min(next - 1, this.last) - Math.max(day, this.first) + 1;
+      if (shown < 14) continue; // too little of the month in range for its name to fit
       ctx.fillText(MONTHS[month], this.position(Math.max(day, this.first))[0], 10);
     }
     ["Mon", "", "Wed", "", "Fri", "", ""].forEach((name, row) => {

@@ -95,7 +95,7 @@ class BackfillView {
     fill(
       this.summary,
       row("Transfer", h("a", { href: `#/teams/${this.team}/transfers/${b.transfer_id}`, text: transferName(this.transfers, b.transfer_id) })),
-      row("Dates", `${b.range_start_date} – ${b.range_end_date} (${fmtNumber(b.transfer_runs_total)} dates, ${b.run_order === "NEWEST_FIRST" ? "newest" : "oldest"} first)`),
+      row("Dates", `${b.range_start_date} to ${b.range_end_date} (${fmtNumber(b.transfer_runs_total)} dates, ${b.run_order === "NEWEST_FIRST" ? "newest" : "oldest"} first)`),
       row("Status", statusCell(b), b.paused && b.paused_reason ? ` — ${b.paused_reason}` : ""),
       row("Progress", progress(b)),
       row("Runs", counts(b)),
@@ -137,17 +137,29 @@ class BackfillView {
       this.errors.replaceChildren();
       return;
     }
-    const shown = report.slice(0, SHOWN_ERRORS);
     fill(
       this.errors,
       h("h2", { id: "errors-title", text: `Failed dates (${fmtNumber(report.length)})` }),
-      h("table", { class: "errors" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Date" }), h("th", { scope: "col", text: "Why" }))),
-        h("tbody", {}, shown.map((e) => h("tr", {},
-          h("td", {}, h("button", { type: "button", class: "link", text: e.transfer_run_date, onclick: () => this.calendar.selectDate(e.transfer_run_date, { focus: true }) })),
-          h("td", { text: e.error })))))),
-      report.length > SHOWN_ERRORS ? h("p", { class: "hint", text: `The first ${SHOWN_ERRORS} are shown; the calendar has them all.` }) : null,
+      this.errorTable(report.slice(0, SHOWN_ERRORS)),
+      report.length > SHOWN_ERRORS
+        ? h("p", { class: "hint", text: `The first ${SHOWN_ERRORS} are shown; the calendar has them all.` })
+        : null,
     );
+  }
+
+  /** One row per failed date: the date (a button selecting it in the calendar) and why. */
+  errorTable(entries) {
+    const head = h("tr", {}, h("th", { scope: "col", text: "Date" }), h("th", { scope: "col", text: "Why" }));
+    const row = (entry) => h(
+      "tr",
+      {},
+      h("td", {}, h("button", {
+        type: "button", class: "link", text: entry.transfer_run_date,
+        onclick: () => this.calendar.selectDate(entry.transfer_run_date, { focus: true }),
+      })),
+      h("td", { text: entry.error }),
+    );
+    return h("table", { class: "errors" }, h("thead", {}, head), h("tbody", {}, entries.map(row)));
   }
 
   async act(title, message, confirmLabel, body, { method = "PATCH", path = this.path, field, danger } = {}) {

@@ -116,7 +116,7 @@ function table(team, backfills, transfers) {
         { dataset: { backfill: b.transfer_backfill_id } },
         h("td", {}, h("a", { href: `#/teams/${team}/backfills/${b.transfer_backfill_id}`, text: `#${b.transfer_backfill_id}` })),
         h("td", { text: transferName(transfers, b.transfer_id) }),
-        h("td", { text: `${b.range_start_date} – ${b.range_end_date}` }),
+        h("td", { text: `${b.range_start_date} to ${b.range_end_date}` }),
         h("td", {}, statusCell(b)),
         h("td", {}, progress(b)),
         h("td", { class: "counts", text: counts(b) }),

@@ -16,12 +16,13 @@ export function renderSignIn(main, done) {
     { class: "card narrow", novalidate: true },
     h("p", {}, h("label", { for: "token", text: "API token" })),
     h("p", {}, input),
-    h("p", {
-      id: "token-help", class: "hint",
-      text: "A token from `backfills admin create-token`. It stays in this tab only (session "
-        + "storage) and is sent to this service's API alone; the console can do nothing the "
-        + "token cannot.",
-    }),
+    h(
+      "p",
+      { id: "token-help", class: "hint" },
+      "A token from ", h("code", { text: "backfills admin create-token" }), ". It stays in this "
+        + "tab only (session storage) and is sent to this service's API alone; the console can "
+        + "do nothing the token cannot.",
+    ),
     h("p", {}, h("button", { type: "submit", class: "btn primary", text: "Sign in" })),
     status,
   );

@@ -66,6 +66,6 @@ function backfillsSection(team, backfills) {
     backfills.length
       ? h("ul", { class: "plain" }, backfills.map((b) => h("li", {},
         h("a", { href: `#/teams/${team}/backfills/${b.transfer_backfill_id}`, text: `#${b.transfer_backfill_id}` }),
-        ` ${b.range_start_date} – ${b.range_end_date} `, statusCell(b), " ", progress(b), ` ${counts(b)}`)))
+        ` ${b.range_start_date} to ${b.range_end_date} `, statusCell(b), " ", progress(b), ` ${counts(b)}`)))
       : h("p", { class: "empty", text: "None yet." }));
 }
