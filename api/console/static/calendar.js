@@ -72,11 +72,10 @@ function swatch(status) {
 class Year {
   constructor(year, first, last, calendar) {
     this.year = year;
-    this.jan1 = toDay(`${year}-01-01`);
-    this.offset = weekday(this.jan1);
-    this.first = Math.max(first, this.jan1);
+    this.first = Math.max(first, toDay(`${year}-01-01`));
     this.last = Math.min(last, toDay(`${year}-12-31`));
-    const columns = Math.floor((this.last - this.jan1 + this.offset) / 7) + 1;
+    this.monday = this.first - weekday(this.first); // column 0: the week of its first date
+    const columns = Math.floor((this.last - this.monday) / 7) + 1;
     this.width = LEFT + columns * STEP;
     this.height = TOP + 7 * STEP;
     const ratio = window.devicePixelRatio || 1;
@@ -93,7 +92,7 @@ class Year {
   }
 
   position(day) {
-    const index = day - this.jan1 + this.offset;
+    const index = day - this.monday;
     return [LEFT + Math.floor(index / 7) * STEP, TOP + (index % 7) * STEP];
   }
 
@@ -101,7 +100,7 @@ class Year {
     const column = Math.floor((x - LEFT) / STEP);
     const row = Math.floor((y - TOP) / STEP);
     if (column < 0 || row < 0 || row > 6) return null;
-    const day = this.jan1 + column * 7 + row - this.offset;
+    const day = this.monday + column * 7 + row;
     return day >= this.first && day <= this.last ? day : null;
   }
 
@@ -110,13 +109,16 @@ class Year {
     ctx.clearRect(0, 0, this.width, this.height);
     ctx.fillStyle = "#24292f";
     ctx.font = "10px system-ui, sans-serif";
+    let labelled = 0;
     for (let month = 0; month < 12; month += 1) {
       const day = toDay(`${this.year}-${String(month + 1).padStart(2, "0")}-01`);
       const next = toDay(month === 11 ? `${this.year + 1}-01-01` : `${this.year}-${String(month + 2).padStart(2, "0")}-01`);
       const shown = Math.min(next - 1, this.last) - Math.max(day, this.first) + 1;
       if (shown < 14) continue; // too little of the month in range for its name to fit
       ctx.fillText(MONTHS[month], this.position(Math.max(day, this.first))[0], 10);
+      labelled += 1;
     }
+    if (!labelled) ctx.fillText(MONTHS[Number(toIso(this.first).slice(5, 7)) - 1], LEFT, 10);
     ["Mon", "", "Wed", "", "Fri", "", ""].forEach((name, row) => {
       if (name) ctx.fillText(name, 0, TOP + row * STEP + 10);
     });

@@ -59,6 +59,11 @@ export function fmtNumber(n) {
   return Number(n).toLocaleString("en-US");
 }
 
+/** "1 date", "36,500 dates". */
+export function plural(n, word) {
+  return `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 /** A status as text in a badge: the colour only repeats what the word says. */
 export function statusBadge(status) {
   return h("span", { class: `badge badge-${status.toLowerCase()}`, text: status });

@@ -196,6 +196,8 @@ def test_retry_failed_dates_turns_the_calendar_green(
     detail.get_by_text("2024-07-02").wait_for()
     detail.get_by_text("1 replaced by a retry").wait_for()
     detail.get_by_text("Done (COMPLETED)").wait_for()
+    rows = detail.locator("dt:text-is('Rows') + dd")
+    page.wait_for_function("el => el.textContent === '1'", arg=rows.element_handle())
     console.screenshot("backfill-retried")
     assert console.problems == []
 

@@ -4,7 +4,7 @@
 import { allPages, api } from "../api.js";
 import { Calendar } from "../calendar.js";
 import { confirmAction } from "../dialog.js";
-import { errorLine, fill, fmtNumber, fmtTime, h, messageOf } from "../dom.js";
+import { errorLine, fill, fmtNumber, fmtTime, h, messageOf, plural } from "../dom.js";
 import { poll } from "../poll.js";
 import { go } from "../router.js";
 import { canWrite } from "../session.js";
@@ -95,7 +95,7 @@ class BackfillView {
     fill(
       this.summary,
       row("Transfer", h("a", { href: `#/teams/${this.team}/transfers/${b.transfer_id}`, text: transferName(this.transfers, b.transfer_id) })),
-      row("Dates", `${b.range_start_date} to ${b.range_end_date} (${fmtNumber(b.transfer_runs_total)} dates, ${b.run_order === "NEWEST_FIRST" ? "newest" : "oldest"} first)`),
+      row("Dates", `${b.range_start_date} to ${b.range_end_date} (${plural(b.transfer_runs_total, "date")}, ${b.run_order === "NEWEST_FIRST" ? "newest" : "oldest"} first)`),
       row("Status", statusCell(b), b.paused && b.paused_reason ? ` — ${b.paused_reason}` : ""),
       row("Progress", progress(b)),
       row("Runs", counts(b)),

@@ -7,12 +7,14 @@ import { go } from "../router.js";
 import { canWrite } from "../session.js";
 import { scheduleSummary } from "./transfer.js";
 
+// Starting points for each connector's options. URLs are ${NAME} references to team secrets
+// (resolved on the worker), so no password is ever typed into a browser form.
 const EXAMPLES = {
   demo: { rows_per_day: 24, latency_ms: 200 },
-  sql: { url: "postgresql://user@host/db", query: "SELECT * FROM events WHERE day = :data_date" },
-  http: { url: "https://example.test/export?day={data_date}", records_path: "data.rows" },
+  sql: { url: "${SOURCE_DATABASE_URL}", query: "SELECT * FROM events WHERE day = :data_date" },
+  http: { url: "${REPORTS_BASE_URL}/export?day={data_date}", records_path: "data.rows" },
   sqlite: {},
-  postgresql: { url: "postgresql://user@host/warehouse", table: "events" },
+  postgresql: { url: "${WAREHOUSE_URL}", table: "events" },
 };
 
 export async function renderTransfers(main, { team }) {
