@@ -11,7 +11,7 @@ import { canWrite } from "../session.js";
 import { FINAL, counts, createdBy, eta, progress, statusCell, transferName, transfersById } from "./shared.js";
 import { detailPanel } from "./date_detail.js";
 
-const SHOWN_ERRORS = 200;
+const SHOWN_ERRORS = 100;
 
 export async function renderBackfill(main, { team, id }) {
   const path = `/teams/${team}/backfills/${id}`;
@@ -159,7 +159,11 @@ class BackfillView {
       })),
       h("td", { text: entry.error }),
     );
-    return h("table", { class: "errors" }, h("thead", {}, head), h("tbody", {}, entries.map(row)));
+    return h(
+      "div",
+      { class: "table-wrap errors-wrap", tabindex: "0", role: "region", "aria-label": "Failed dates" },
+      h("table", { class: "errors" }, h("thead", {}, head), h("tbody", {}, entries.map(row))),
+    );
   }
 
   async act(title, message, confirmLabel, body, { method = "PATCH", path = this.path, field, danger } = {}) {
