@@ -196,8 +196,7 @@ def test_retry_failed_dates_turns_the_calendar_green(
     detail.get_by_text("2024-07-02").wait_for()
     detail.get_by_text("1 replaced by a retry").wait_for()
     detail.get_by_text("Done (COMPLETED)").wait_for()
-    rows = detail.locator("dt:text-is('Rows') + dd")
-    page.wait_for_function("el => el.textContent === '1'", arg=rows.element_handle())
+    detail.locator("dt:text-is('Rows') + dd", has_text=re.compile(r"^1$")).wait_for()
     console.screenshot("backfill-retried")
     assert console.problems == []
 
@@ -305,6 +304,8 @@ def test_creating_a_transfer_shows_the_apis_own_validation_inline(
     problem.wait_for()
     assert "the transfer configuration is invalid" in problem.inner_text()
     assert "rows_per_day" in problem.inner_text()
+    assert page.get_by_label("Source options (JSON)").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Destination options (JSON)").get_attribute("aria-invalid") is None
     console.screenshot("transfer-invalid")
     page.get_by_label("Source options (JSON)").fill("{not json")
     page.get_by_role("button", name="Create transfer").click()

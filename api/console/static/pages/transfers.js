@@ -74,6 +74,7 @@ function createForm(team) {
     const parsed = parseOptions([["source", sourceOptions], ["destination", destinationOptions]]);
     if (parsed.error) {
       fill(problems, errorLine(new Error(parsed.error)));
+      markInvalid(parsed.error, { source: sourceOptions, destination: destinationOptions });
       return;
     }
     const body = {
@@ -87,6 +88,7 @@ function createForm(team) {
       go(`/teams/${team}/transfers/${made.transfer_id}`);
     } catch (error) {
       fill(problems, errorLine(error));
+      markInvalid(error.message || "", { source: sourceOptions, destination: destinationOptions, display_name: name });
     }
   });
   return form;
@@ -104,4 +106,19 @@ function parseOptions(areas) {
     }
   }
   return parsed;
+}
+
+/** aria-invalid on the fields the service's message names (`source.rows_per_day: ...`), so a
+ * screen reader says which field to fix; the others are cleared. */
+function markInvalid(message, fields) {
+  for (const [name, field] of Object.entries(fields)) {
+    const named = new RegExp(`(^|[\\s:;(])${name}[ .]`).test(message);
+    if (named) {
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-errormessage", "transfer-problems");
+    } else {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("aria-errormessage");
+    }
+  }
 }
