@@ -15,8 +15,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "tests-output" / "console"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per module: Playwright's sync API allows one instance per process at a
+    time, and tests/api/test_docs.py starts its own for its module."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian's package chromium; .ci/run installs it)")
