@@ -402,3 +402,46 @@ def test_the_navigation_is_reachable_by_keyboard_alone(console: Console, tenant:
         ),
         "the new page's heading has the focus, as after every move",
     )
+
+
+def test_pause_change_concurrency_and_resume_each_after_a_confirmation(
+    console: Console, tenant: Tenant
+) -> None:
+    transfer_id = tenant.create_transfer(max_concurrent_runs=2, latency_ms=1500)
+    backfill_id = tenant.create_backfill(transfer_id, "2024-12-01", "2024-12-30")[
+        "transfer_backfill_id"
+    ]
+    console.sign_in(tenant.token)
+    console.go(f"/teams/{tenant.team_id}/backfills/{backfill_id}")
+    page = console.page
+    page.get_by_role("button", name="Pause").click()
+    page.locator("dialog[open]").wait_for()
+    page.keyboard.press("Escape")
+    page.locator("dialog[open]").wait_for(state="detached")
+    assert tenant.backfill(backfill_id)["paused"] is False, "Escape leaves it as it was"
+
+    confirm(console, "Pause")
+    page.locator(".summary .badge-paused").wait_for()
+    assert tenant.backfill(backfill_id)["paused"] is True
+    page.get_by_role("button", name="Change concurrency").click()
+    page.get_by_label("Runs at once (1–500)").fill("1")  # noqa: RUF001 (the label's dash)
+    page.locator("dialog[open] button[type=submit]").click()
+    page.get_by_text("1 at once").wait_for()
+    assert tenant.backfill(backfill_id)["max_concurrent_runs"] == 1
+    confirm(console, "Resume")
+    page.locator(".summary .badge-paused").wait_for(state="detached")
+    assert tenant.backfill(backfill_id)["paused"] is False
+    console.screenshot("backfill-resumed")
+    tenant.cancel(backfill_id)
+    assert console.problems == []
+
+
+def test_a_revoked_token_signs_the_tab_out(console: Console, stack: Stack, tenant: Tenant) -> None:
+    console.sign_in(tenant.token)
+    accounts.revoke_token(db=stack.db, token=tenant.token)
+
+    console.go(f"/teams/{tenant.team_id}/transfers")
+
+    console.page.get_by_role("heading", name="Sign in").wait_for()
+    assert console.page.evaluate("() => sessionStorage.length") == 0
+    assert console.page.get_by_role("button", name="Sign out").count() == 0
