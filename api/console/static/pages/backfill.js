@@ -25,6 +25,7 @@ export async function renderBackfill(main, { team, id }) {
     main.append(missing
       ? h("p", { class: "error", role: "alert", text: `There is no backfill #${id} in this team (${messageOf(error)}).` })
       : errorLine(error));
+    main.append(h("p", {}, h("a", { href: `#/teams/${team}/backfills`, text: "← All backfills" })));
     return undefined;
   }
   const view = new BackfillView(main, team, backfill, transfers);

@@ -31,6 +31,7 @@ export async function renderTransfer(main, { team, id }) {
     const missing = error.status === 404;
     main.append(h("h1", { text: missing ? "Transfer not found" : `Transfer #${id}` }));
     main.append(missing ? h("p", { class: "error", role: "alert", text: `There is no transfer #${id} in this team (${messageOf(error)}).` }) : errorLine(error));
+    main.append(h("p", {}, h("a", { href: `#/teams/${team}/transfers`, text: "← All transfers" })));
     return;
   }
   main.append(
