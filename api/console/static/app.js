@@ -64,7 +64,21 @@ function header(teamId) {
 
 function landing() {
   const team = defaultTeam();
-  go(team ? `/teams/${team}/backfills` : "/signin");
+  go(team ? `/teams/${team}/backfills` : "/no-access");
+}
+
+/** Signed in, but the token reads no team: say so, rather than a page of refusals. */
+function renderNoAccess(main) {
+  const me = profile();
+  main.append(
+    h("h1", { text: "Nothing to show" }),
+    h("p", {
+      role: "alert",
+      text: me.scopes.includes("dwh_transfers_read")
+        ? "None of your teams gives your role the right to view transfers."
+        : "This token lacks the scope dwh_transfers_read, so it can read no team's backfills.",
+    }),
+  );
 }
 
 function clearHeader() {
@@ -77,6 +91,7 @@ route("/signin", (main) => {
   return renderSignIn(main, () => landing());
 });
 route("/", signedIn(async () => landing()));
+route("/no-access", signedIn(renderNoAccess));
 route("/teams/:team/backfills", signedIn(renderBackfills));
 route("/teams/:team/backfills/:id", signedIn(renderBackfill));
 route("/teams/:team/create", signedIn(renderCreate));

@@ -492,3 +492,13 @@ def test_text_has_readable_contrast_on_every_page(console: Console, tenant: Tena
         low += [(name, what, round(ratio, 2)) for what, ratio in found if ratio < 4.5]
 
     assert low == []
+
+
+def test_a_token_that_reads_no_team_is_told_so(
+    console: Console, stack: Stack, tenant: Tenant
+) -> None:
+    console.sign_in(accounts.create_token(db=stack.db, user_id=tenant.user_id, scopes=[]))
+
+    console.page.get_by_role("heading", name="Nothing to show").wait_for()
+    assert "lacks the scope dwh_transfers_read" in console.page.get_by_role("alert").inner_text()
+    assert console.problems == []
