@@ -1,7 +1,9 @@
 """The console's files over HTTP from the real API: every one the page loads is served, with the
 console's Content-Security-Policy, and none names another host or builds HTML from text."""
 
+import fnmatch
 import re
+import tomllib
 from urllib.parse import urljoin
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 from api.console.router import STATIC_DIR
 from tests.api.console.conftest import root_url
 from tests.api.test_docs import ABSOLUTE_URL, references
-from tests.support import Stack, assert_error
+from tests.support import REPO, Stack, assert_error
 
 IMPORT = re.compile(r"""(?:import|export)\s[^;]*?from\s+"([^"]+)"|import\s+"([^"]+)\"""")
 # APIs that parse a string as HTML or code: none may appear, whatever they would be given
@@ -101,3 +103,17 @@ def test_the_console_is_not_in_the_openapi_document(stack: Stack) -> None:
     document = httpx.get(root_url(stack) + "/openapi.json").json()
 
     assert not [path for path in document["paths"] if path.startswith("/console")]
+
+
+def test_every_console_file_is_in_the_package_data() -> None:
+    """The Docker image installs a wheel: a file missing from `package-data` would be a 404."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["api"]
+    files = [
+        path.relative_to(REPO / "api").as_posix()
+        for path in STATIC_DIR.parent.rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    ]
+
+    assert "console/index.html" in files
+    assert [f for f in files if not any(fnmatch.fnmatchcase(f, p) for p in patterns)] == []
