@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.body_limit import BodySizeLimitMiddleware
+from api.console.router import install_console
 from api.deps import AsyncDatabase
 from api.docs import install_docs
 from api.errors import install_error_handlers
@@ -20,6 +21,7 @@ from api.routers import (
     backfills,
     dry_runs,
     health,
+    me,
     metrics,
     runs,
     secrets,
@@ -77,12 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs.router,
         transfers.router,
         secrets.router,
+        me.router,
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_openapi(app)
     install_docs(app)
+    install_console(app)
     return app
 
 

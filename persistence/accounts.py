@@ -130,3 +130,34 @@ def authenticate_digest(*, db: Database, digest: str) -> Caller | None:
         scopes=frozenset(row.scopes.split()),
         roles={m.team_id: m.role for _, m in found if m is not None},
     )
+
+
+@dataclass(frozen=True)
+class TeamMembership:
+    team_id: int
+    team_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A user as they see themselves: their email and every team they belong to."""
+
+    user_id: int
+    email: str
+    teams: list[TeamMembership]
+
+
+def user_profile(*, db: Database, user_id: int) -> Profile:
+    """The user's email and memberships, by team id; NotFoundError if the user is gone."""
+    with db.read() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"user {user_id} does not exist")
+        rows = session.exec(
+            select(Membership, Team)
+            .where(Membership.user_id == user_id, Membership.team_id == Team.id)
+            .order_by(col(Membership.team_id))
+        )
+        teams = [TeamMembership(m.team_id, t.name, m.role) for m, t in rows]
+        return Profile(user_id=user_id, email=user.email, teams=teams)

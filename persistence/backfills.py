@@ -13,6 +13,7 @@ close_abandoned_backfill's `SELECT ... FOR UPDATE` lock the backfill before they
 so neither can deadlock with a run starting or ending on PostgreSQL.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -341,14 +342,29 @@ def list_incomplete_backfills(
     *, db: Database, team_id: int, limit: int | None = None, offset: int = 0
 ) -> list[Backfill]:
     """The team's incomplete backfills, newest first (all, or `limit` after `offset`)."""
+    return list_team_backfills(db=db, team_id=team_id, limit=limit, offset=offset)
+
+
+def list_team_backfills(
+    *,
+    db: Database,
+    team_id: int,
+    statuses: Sequence[str] | None = None,
+    transfer_ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Backfill]:
+    """The team's backfills in `statuses` (default: the incomplete ones), of `transfer_ids`
+    if given (default: every transfer), newest first (all, or `limit` after `offset`)."""
     with db.read() as session:
+        query = select(Backfill).where(
+            Backfill.team_id == team_id,
+            col(Backfill.status).in_(statuses or INCOMPLETE_BACKFILL_STATUSES),
+        )
+        if transfer_ids:
+            query = query.where(col(Backfill.transfer_id).in_(transfer_ids))
         query = (
-            select(Backfill)
-            .where(
-                Backfill.team_id == team_id,
-                col(Backfill.status).in_(INCOMPLETE_BACKFILL_STATUSES),
-            )
-            .order_by(col(Backfill.created_time).desc(), col(Backfill.id).desc())
+            query.order_by(col(Backfill.created_time).desc(), col(Backfill.id).desc())
             .offset(offset)
             .limit(limit)
         )

@@ -5,11 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.backfill_rules import range_refusal
 from api.backfill_views import backfill_views, backfill_views_in_chunks
 from api.deps import (
+    MAX_ID,
     AsyncDatabase,
     AsyncDbDep,
     BackfillId,
@@ -142,7 +144,9 @@ async def _start(
     operation_id="listIncompleteBackfills",
     summary="List the team's incomplete backfills",
     description="Backfills in CREATED, SCHEDULED, RUNNING or FAILED, newest first: all of "
-    "them, or `limit` of them after the first `offset`.",
+    "them, or `limit` of them after the first `offset`. `status` (repeatable) lists those "
+    "statuses instead, final ones included; `transfer_id` (repeatable) keeps only those "
+    "transfers' backfills.",
     response_model=Envelope[list[BackfillOut]],
     responses=error_responses(400, 401, 403, 429, 503),
 )
@@ -152,8 +156,23 @@ def list_incomplete_backfills(
     db: DbDep,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="At most this many")] = None,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Skip this many")] = 0,
+    status: Annotated[
+        list[BackfillStatus] | None,
+        Query(description="Only backfills in these statuses (default: the incomplete ones)"),
+    ] = None,
+    transfer_id: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        Query(max_length=100, description="Only backfills of these transfers"),
+    ] = None,
 ) -> StreamingResponse:
-    found = backfills.list_incomplete_backfills(db=db, team_id=team_id, limit=limit, offset=offset)
+    found = backfills.list_team_backfills(
+        db=db,
+        team_id=team_id,
+        statuses=list(dict.fromkeys(status)) if status else None,
+        transfer_ids=list(dict.fromkeys(transfer_id)) if transfer_id else None,
+        limit=limit,
+        offset=offset,
+    )
     return ok_streamed(backfill_views_in_chunks(db, found))
 
 

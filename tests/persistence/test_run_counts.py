@@ -157,6 +157,9 @@ def every_reader(owner: Owner, backfill: Backfill) -> dict[str, Backfill]:
         "list_incomplete_backfills": next(
             b for b in backfills.list_incomplete_backfills(db=owner.db, team_id=team) if b.id == one
         ),
+        "list_team_backfills": backfills.list_team_backfills(
+            db=owner.db, team_id=team, statuses=["RUNNING"], transfer_ids=[backfill.transfer_id]
+        )[0],
         "with_runs_in_flight": runs.with_runs_in_flight(db=owner.db, backfill_ids=[one])[one][0],
         "change_control": backfills.change_control(
             db=owner.db, team_id=team, backfill_id=one, max_concurrent_runs=3
