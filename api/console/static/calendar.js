@@ -76,7 +76,7 @@ class Year {
     this.last = Math.min(last, toDay(`${year}-12-31`));
     this.monday = this.first - weekday(this.first); // column 0: the week of its first date
     const columns = Math.floor((this.last - this.monday) / 7) + 1;
-    this.width = LEFT + columns * STEP;
+    this.width = LEFT + Math.max(columns, 3) * STEP; // room for a month's name, however short
     this.height = TOP + 7 * STEP;
     const ratio = window.devicePixelRatio || 1;
     this.canvas = h("canvas", {
