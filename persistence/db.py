@@ -67,36 +67,48 @@ def _sqlite_engine(url: str) -> Engine:
 
 class _WriterTurn:
     """A SQLite file's write turn: first among this process's threads (a lock), then among
-    its processes (`flock` on a file beside it), then `BEGIN IMMEDIATE` as ever.
+    its processes (`flock` on files beside it), then `BEGIN IMMEDIATE` as ever.
 
     SQLite makes a writer that finds the file locked poll for it, sleeping up to 100 ms
     between tries: behind a busy worker, an API write (a cancel) would sleep through many
-    of its commits. A waiter on `flock` wakes when the lock is released instead. It is a
-    courtesy, not the guarantee: a process that does not take it (the sqlite3 shell, say)
-    is still serialized by SQLite itself. Like SQLite's connections, a turn does not survive
-    a fork: every process that writes opens the file itself.
+    of its commits. A waiter on `flock` wakes when the lock is released instead, and the
+    turn passes in order: a process queues for the write lock holding the queue lock, so
+    the holder's next write waits behind it instead of taking the write lock straight back.
+    It is a courtesy, not the guarantee: a process that does not take it (the sqlite3
+    shell, say) is still serialized by SQLite itself. Like SQLite's connections, a turn does
+    not survive a fork: every process that writes opens the files itself.
     """
 
     def __init__(self, database: str) -> None:
-        self._path = f"{database}-writer.lock"
+        self._paths = (f"{database}-writer.queue", f"{database}-writer.lock")
         self._threads = threading.Lock()
-        self._file = -1
+        self._files: tuple[int, int] | None = None
 
     def __enter__(self) -> None:
         self._threads.acquire()
         try:
-            if self._file < 0:
-                self._file = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._file, fcntl.LOCK_EX)
+            queue, write = self._files = self._files or self._open()
+            fcntl.flock(queue, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(write, fcntl.LOCK_EX)
+            finally:
+                fcntl.flock(queue, fcntl.LOCK_UN)
         except BaseException:
             self._threads.release()
             raise
 
     def __exit__(self, *_: object) -> None:
         try:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            if self._files is not None:
+                fcntl.flock(self._files[1], fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    def _open(self) -> tuple[int, int]:
+        queue, write = (
+            os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for path in self._paths
+        )
+        return queue, write
 
 
 @lru_cache(maxsize=16)
