@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "each holds one batch of about 8 MiB while loading it; past the budget, runs wait "
         "for a batch slot.",
     )
+    worker_spool_budget_mib: int = Field(
+        default=10240,
+        ge=1,
+        description="Temporary disk the `http` responses of one worker process may fill at "
+        "once while they are parsed; a run whose response finds no room fails and is retried "
+        "(one larger than the whole budget fails for good).",
+    )
     worker_processes: int = Field(
         default=1,
         ge=1,

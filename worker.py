@@ -52,7 +52,7 @@ from activities.reconcile import ReconcileActivities
 from activities.records import RecordActivities
 from activities.transfer_run import RunEnvironment, TransferRunActivities
 from config import WORKER_QUEUES, Settings, get_settings
-from connectors.budget import LoadBudget
+from connectors.budget import LoadBudget, SpoolBudget
 from connectors.egress import EgressPolicy
 from observability.activity_context import TeamContextInterceptor, team_fields
 from observability.logs import add_context_provider, setup_logging
@@ -266,6 +266,7 @@ def run_environment(settings: Settings) -> RunEnvironment:
         egress=EgressPolicy.from_settings(settings),
         env_allowlist=frozenset(settings.worker_env_allowlist),
         load_budget=LoadBudget.of_mib(settings.worker_memory_budget_mib),
+        spool_budget=SpoolBudget.of_mib(settings.worker_spool_budget_mib),
     )
 
 

@@ -23,7 +23,7 @@ from activities.inputs import (
     TransferRunResult,
 )
 from connectors.base import Fence, QueryDetail, RunContext
-from connectors.budget import LoadBudget
+from connectors.budget import LoadBudget, SpoolBudget
 from connectors.egress import EgressPolicy
 from connectors.errors import AttemptSuperseded, ConnectorError, PermanentError, TransientError
 from connectors.registry import InvalidConnectorSpec, parse_destination, parse_source
@@ -51,6 +51,7 @@ class RunEnvironment:
     env_allowlist: frozenset[str] = frozenset()
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     load_budget: LoadBudget = field(default_factory=LoadBudget)  # shared by the runs
+    spool_budget: SpoolBudget = field(default_factory=SpoolBudget)  # shared by the runs
 
 
 class TransferRunActivities:
@@ -262,6 +263,7 @@ class TransferRunActivities:
                     egress=self.environment.egress,
                     still_current=fence,
                     load_budget=self.environment.load_budget,
+                    spool_budget=self.environment.spool_budget,
                 )
                 extract = source.extract(data_date, context)
                 try:  # the records stream from the source into the load, a batch at a time

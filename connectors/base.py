@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from connectors.budget import LoadBudget
+from connectors.budget import LoadBudget, SpoolBudget
 from connectors.egress import EgressPolicy
 
 Record = dict[str, Any]
@@ -55,7 +55,8 @@ class RunContext:
     """What a connector may know of where it runs: its team's own directory (never the data
     directory above it) and the outbound network policy every connection obeys.
 
-    `load_budget` holds the batches a load reads (connectors/budget.py). `heartbeat` is
+    `load_budget` holds the batches a load reads, `spool_budget` the bytes of responses
+    waiting on disk (connectors/budget.py). `heartbeat` is
     optional for a connector: the run activity beats on its own while the
     connector works (activities/heartbeats.py). `still_current` is the run's fence: it
     raises `AttemptSuperseded` once a newer attempt of the run has begun (or the run ended).
@@ -70,6 +71,7 @@ class RunContext:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     still_current: Fence = _always_current
     load_budget: LoadBudget = field(default_factory=LoadBudget)  # the worker's, shared
+    spool_budget: SpoolBudget = field(default_factory=SpoolBudget)  # the worker's, shared
 
 
 class Source(Protocol):

@@ -35,3 +35,41 @@ class LoadBudget:
             return
         with self._slots:
             yield
+
+
+class SpoolFull(Exception):
+    """No room in the disk budget for more of a body (`whole`: not even with it all free)."""
+
+    def __init__(self, whole: bool) -> None:
+        super().__init__("the spool budget is used up")
+        self.whole = whole
+
+
+class SpoolBudget:
+    """Bytes of temporary disk the responses one worker process keeps at once (an `http`
+    body waits in a temporary file while it is parsed): `limit` bytes, or no limit (None).
+
+    A run takes its body's bytes as they arrive and gives them back when it closes the
+    body, so many runs of large sources cannot fill the worker's disk.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_mib(cls, mib: int) -> "SpoolBudget":
+        return cls(mib * 1024 * 1024)
+
+    def take(self, size: int, *, holding: int) -> None:
+        """Take `size` more bytes for a body already holding `holding`; SpoolFull if the
+        budget has no room for them."""
+        with self._lock:
+            if self.limit is not None and self.used + size > self.limit:
+                raise SpoolFull(whole=holding + size > self.limit)
+            self.used += size
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.used -= size

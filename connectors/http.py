@@ -35,6 +35,7 @@ import ijson
 from pydantic import Field, field_validator
 
 from connectors.base import Extract, QueryDetail, Record, RunContext, SourceOptions
+from connectors.budget import SpoolBudget, SpoolFull
 from connectors.egress import EgressPolicy, EgressRefused, egress_transport
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.secrets import REFERENCE
@@ -148,7 +149,13 @@ class HttpSource:
         httpx's timeouts bound each network operation; the deadline here bounds the whole
         request, so a server trickling bytes cannot hold a run past `timeout_s`.
         """
-        request = _Request(url=url, where=where, options=self.options, egress=context.egress)
+        request = _Request(
+            url=url,
+            where=where,
+            options=self.options,
+            egress=context.egress,
+            budget=context.spool_budget,
+        )
         thread = threading.Thread(target=request.run, name="http-source", daemon=True)
         deadline = time.monotonic() + self.options.timeout_s
         thread.start()
@@ -171,11 +178,15 @@ class _Request:
     where: str
     options: HttpSourceOptions
     egress: EgressPolicy
-    # closed by the run's read of it (HttpSource._read), or here should the request fail
-    body: IO[bytes] = field(default_factory=lambda: SpooledTemporaryFile(SPOOL_BYTES))  # noqa: SIM115
+    budget: SpoolBudget
+    body: "_Spool" = field(init=False)  # closed by the run's read of it (HttpSource._read),
+    # by _fetch should the request fail, or by `run` once it was abandoned
     error: ConnectorError | None = None
     done: threading.Event = field(default_factory=threading.Event)
     abandoned: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.body = _Spool(self.budget)
 
     def run(self) -> None:
         try:
@@ -188,6 +199,8 @@ class _Request:
             )
         finally:
             self.done.set()
+            if self.abandoned.is_set():  # nobody reads it now: its disk goes back at once
+                self.body.close()
 
     def _get(self) -> None:
         """Write the body to `body`; every connection, redirects included, goes through the
@@ -211,6 +224,9 @@ class _Request:
                 length = response.headers.get("content-length", "")
                 if length.isdigit() and int(length) > limit:
                     raise _too_large(self.where, limit)
+                spool_limit = self.budget.limit
+                if length.isdigit() and spool_limit is not None and int(length) > spool_limit:
+                    raise _no_spool_room(self.where, self.budget, whole=True)
                 size = 0
                 for chunk in response.iter_bytes():
                     if self.abandoned.is_set():
@@ -219,7 +235,10 @@ class _Request:
                     size += len(chunk)
                     if size > limit:
                         raise _too_large(self.where, limit)
-                    self.body.write(chunk)
+                    try:
+                        self.body.write(chunk)
+                    except SpoolFull as full:
+                        raise _no_spool_room(self.where, self.budget, whole=full.whole) from None
         except EgressRefused as exc:  # raised by the transport, as it is; names no address
             raise EgressRefused(f"http source: {exc}") from None
         except httpx.TimeoutException:
@@ -244,6 +263,44 @@ class _Request:
             ) from None
         except httpx.InvalidURL:
             raise PermanentError(f"http source: invalid URL for {self.where}") from None
+
+
+class _Spool(SpooledTemporaryFile[bytes]):
+    """A body's temporary file (in memory up to SPOOL_BYTES, on disk past that), whose bytes
+    count against the worker's spool budget until it is closed."""
+
+    def __init__(self, budget: SpoolBudget) -> None:
+        super().__init__(SPOOL_BYTES)
+        self._budget = budget
+        self._taken = 0
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._budget.take(len(data), holding=self._taken)
+        self._taken += len(data)
+        return super().write(data)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._budget.give_back(self._taken)
+            self._taken = 0
+
+    def __exit__(self, *_: object) -> None:  # the base's closes its file, not through close()
+        self.close()
+
+
+def _no_spool_room(where: str, budget: SpoolBudget, *, whole: bool) -> ConnectorError:
+    mib = (budget.limit or 0) // (1024 * 1024)
+    if whole:
+        return PermanentError(
+            f"http source: the response from {where} is larger than the worker's temporary "
+            f"disk budget for responses ({mib} MiB)"
+        )
+    return TransientError(
+        f"http source: the worker's temporary disk budget for responses ({mib} MiB) is in use "
+        "by other runs; the run is retried"
+    )
 
 
 def describe(url: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from cli.devserver import free_port
 from connectors.base import Extract, RunContext
+from connectors.budget import SpoolBudget
 from connectors.egress import EgressPolicy
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from connectors.http import HttpSourceOptions
@@ -436,3 +437,73 @@ def test_a_header_value_is_not_echoed_when_refused() -> None:
         parse_source(spec)
 
     assert SECRET not in str(caught.value)
+
+
+# --- the worker's spool budget ---------------------------------------------------------------
+
+
+def budgeted(tmp_path: Path, budget: SpoolBudget) -> RunContext:
+    return RunContext(
+        team_dir=tmp_path,
+        transfer_id=1,
+        heartbeat=lambda: None,
+        egress=LOCAL_SERVERS,
+        spool_budget=budget,
+    )
+
+
+def large_body(records: int) -> bytes:
+    return json.dumps([{"text": "x" * 1000} for _ in range(records)]).encode()
+
+
+def source(url: str) -> Any:
+    return parse_source({"type": "http", "url": url}).build()
+
+
+@pytest.mark.parametrize("send_length", [True, False], ids=["with-length", "streamed"])
+def test_a_body_larger_than_the_whole_spool_budget_fails_for_good(
+    server: LocalHttpServer, tmp_path: Path, send_length: bool
+) -> None:
+    server.route(PATH, Reply(body=large_body(300), send_length=send_length))  # about 300 kB
+    budget = SpoolBudget(100_000)
+
+    with pytest.raises(PermanentError) as caught:
+        source(server.base_url + "/items/{data_date}").extract(DAY, budgeted(tmp_path, budget))
+
+    assert "larger than the worker's temporary disk budget" in str(caught.value)
+    assert budget.used == 0
+
+
+def test_a_body_finding_the_budget_taken_by_another_run_is_retried_and_then_read(
+    server: LocalHttpServer, tmp_path: Path
+) -> None:
+    body = large_body(60)  # about 60 kB: room for one such body at a time
+    server.route(PATH, Reply(body=body, send_length=False), Reply(body=body, send_length=False))
+    budget = SpoolBudget(100_000)
+    url = server.base_url + "/items/{data_date}"
+    first = source(url).extract(DAY, budgeted(tmp_path, budget))  # its body waits, unread
+    assert budget.used == len(body)
+
+    with pytest.raises(TransientError) as caught:
+        source(url).extract(DAY, budgeted(tmp_path, budget))
+    assert "in use by other runs; the run is retried" in str(caught.value)
+    assert budget.used == len(body)  # the refused one gave back what it had taken
+
+    assert len(list(first.records)) == 60
+    assert budget.used == 0  # read to the end: its bytes are back
+    server.route(PATH, Reply(body=body, send_length=False))
+    again = source(url).extract(DAY, budgeted(tmp_path, budget))
+    assert len(list(again.records)) == 60
+    assert budget.used == 0
+
+
+def test_a_failed_request_gives_its_bytes_back(server: LocalHttpServer, tmp_path: Path) -> None:
+    broken = large_body(50)[:-10]  # not JSON once read to the end
+    server.route(PATH, Reply(body=broken, send_length=False))
+    budget = SpoolBudget(1_000_000)
+    found = source(server.base_url + "/items/{data_date}").extract(DAY, budgeted(tmp_path, budget))
+
+    with pytest.raises(PermanentError):
+        list(found.records)
+
+    assert budget.used == 0
