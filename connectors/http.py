@@ -162,7 +162,7 @@ class HttpSource:
         while not request.done.wait(min(HEARTBEAT_INTERVAL_S, deadline - time.monotonic())):
             context.heartbeat()
             if time.monotonic() >= deadline:
-                request.abandoned.set()
+                request.abandon()
                 raise _timed_out(where, self.options.timeout_s)
         context.heartbeat()
         if request.error is not None:
@@ -187,6 +187,14 @@ class _Request:
 
     def __post_init__(self) -> None:
         self.body = _Spool(self.budget)
+
+    def abandon(self) -> None:
+        """Give the request up: its body is closed by `run` when it ends, or here if it
+        ended meanwhile (one of the two sees the other's flag, so the body's disk always
+        goes back; closing it twice is harmless)."""
+        self.abandoned.set()
+        if self.done.is_set():
+            self.body.close()
 
     def run(self) -> None:
         try:
@@ -230,8 +238,7 @@ class _Request:
                 size = 0
                 for chunk in response.iter_bytes():
                     if self.abandoned.is_set():
-                        self.body.close()
-                        return
+                        return  # `run` closes the body
                     size += len(chunk)
                     if size > limit:
                         raise _too_large(self.where, limit)
@@ -273,6 +280,7 @@ class _Spool(SpooledTemporaryFile[bytes]):
         super().__init__(SPOOL_BYTES)
         self._budget = budget
         self._taken = 0
+        self._closing = threading.Lock()  # the run and its request's thread may both close it
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
         self._budget.take(len(data), holding=self._taken)
@@ -280,11 +288,12 @@ class _Spool(SpooledTemporaryFile[bytes]):
         return super().write(data)
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._budget.give_back(self._taken)
-            self._taken = 0
+        with self._closing:
+            taken, self._taken = self._taken, 0
+            try:
+                super().close()
+            finally:
+                self._budget.give_back(taken)
 
     def __exit__(self, *_: object) -> None:  # the base's closes its file, not through close()
         self.close()
