@@ -55,6 +55,19 @@ def deltas_of(session: Session, backfill_id: int) -> int:
     )
 
 
+def complete_while_the_row_is_held(
+    owner: Owner, backfill: Backfill, started: list[runs.StartedRun]
+) -> int:
+    """Complete `started` at once while another transaction holds the backfill's row; the
+    counts left beside it meanwhile."""
+    assert backfill.id is not None
+    with owner.db.write() as holder, ThreadPoolExecutor(max_workers=len(started)) as ending:
+        get_row(holder, Backfill, backfill.id, team_id=None, missing="gone", lock=True)
+        assert all(ending.map(partial(complete, owner), started, timeout=120))
+        with owner.db.read() as reader:
+            return deltas_of(reader, backfill.id)
+
+
 def test_runs_ending_while_another_writer_holds_the_row_neither_wait_nor_miscount(
     owner: Owner,
 ) -> None:
@@ -85,11 +98,7 @@ def test_the_next_run_to_find_the_row_free_adds_the_counts_left_beside_it(owner:
         pytest.skip("SQLite serializes writers: no run ends while another writer holds a row")
     backfill, started = planned_and_started(owner, 3)
     assert backfill.id is not None
-    with owner.db.write() as holder, ThreadPoolExecutor(max_workers=2) as ending:
-        get_row(holder, Backfill, backfill.id, team_id=None, missing="gone", lock=True)
-        assert all(ending.map(partial(complete, owner), started[:2], timeout=120))
-        with owner.db.read() as reader:
-            left_while_held = deltas_of(reader, backfill.id)
+    left_while_held = complete_while_the_row_is_held(owner, backfill, started[:2])
 
     assert complete(owner, started[2])
 
@@ -174,9 +183,7 @@ def test_every_read_of_a_backfill_adds_the_counts_left_beside_its_row(owner: Own
         pytest.skip("SQLite serializes writers: no run ends while another writer holds a row")
     backfill, started = planned_and_started(owner, 4)
     assert backfill.id is not None
-    with owner.db.write() as holder, ThreadPoolExecutor(max_workers=3) as ending:
-        get_row(holder, Backfill, backfill.id, team_id=None, missing="gone", lock=True)
-        assert all(ending.map(partial(complete, owner), started[:3], timeout=120))
+    complete_while_the_row_is_held(owner, backfill, started[:3])
 
     with owner.db.read() as reader:
         assert deltas_of(reader, backfill.id) == 3  # the state the readers must see through
